@@ -1,0 +1,154 @@
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, QueryResult,
+    SqlErr, Statement, Value,
+};
+use tidings_domain::Error;
+use tidings_migration::{Migrator, MigratorTrait};
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool of connections to Tidings' database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub(crate) conn: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) without touching the schema.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(Error::bad_request(format!(
+                "unsupported database URL {url:?}: use sqlite://… or postgres://…"
+            )));
+        };
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5));
+        match backend {
+            Backend::Sqlite => {
+                // WAL lets readers run beside the one writer; NORMAL sync is durable in WAL
+                // mode except for the last transactions on power loss, never corrupting.
+                options
+                    .max_connections(8)
+                    .min_connections(1)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
+                            .busy_timeout(Duration::from_secs(10))
+                            .foreign_keys(true)
+                    });
+            }
+            Backend::Postgres => {
+                options.max_connections(16).min_connections(1);
+            }
+        }
+        let conn = Database::connect(options).await.map_err(classify)?;
+        Ok(Self { conn, backend })
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn connect_and_migrate(url: &str) -> Result<Self, Error> {
+        let db = Self::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Migrator::up(&self.conn, None).await.map_err(classify)
+    }
+
+    /// Rolls every migration back; for the migration round-trip test.
+    pub async fn migrate_down_all(&self) -> Result<(), Error> {
+        Migrator::down(&self.conn, None).await.map_err(classify)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.conn.ping().await.map_err(classify)
+    }
+
+    pub async fn close(self) -> Result<(), Error> {
+        self.conn.close().await.map_err(classify)
+    }
+
+    /// A statement written with `?` placeholders, numbered for PostgreSQL.
+    pub(crate) fn stmt(&self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+        let (backend, sql) = match self.backend {
+            Backend::Sqlite => (DbBackend::Sqlite, sql.to_owned()),
+            Backend::Postgres => {
+                let mut numbered = String::with_capacity(sql.len() + 8);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        numbered.push('$');
+                        numbered.push_str(&n.to_string());
+                    } else {
+                        numbered.push(c);
+                    }
+                }
+                (DbBackend::Postgres, numbered)
+            }
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Result<Option<QueryResult>, Error> {
+        self.conn
+            .query_one_raw(self.stmt(sql, values))
+            .await
+            .map_err(classify)
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Result<u64, Error> {
+        self.conn
+            .execute_raw(self.stmt(sql, values))
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(classify)
+    }
+}
+
+/// Turns a database error into what a client may see: a conflict for a unique violation, an
+/// unavailable database for a lost connection, an internal error otherwise.
+pub(crate) fn classify(err: DbErr) -> Error {
+    if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
+        return Error::conflict("Already exists");
+    }
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::unavailable(err),
+        other => Error::internal(other),
+    }
+}
+
+/// Reads a column, classifying a decoding failure as internal.
+pub(crate) fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, Error> {
+    row.try_get::<T>("", column).map_err(classify)
+}

@@ -1,0 +1,17 @@
+//! Tidings' schema, as an ordered list of sea-orm-migration steps.
+//!
+//! Migrations use their own identifiers and never import the persistence entities: an applied
+//! migration is never edited, so it must not change when an entity does.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_schema;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_schema::Migration)]
+    }
+}
