@@ -1,1 +1,14 @@
-//! placeholder
+//! Tidings' gateway: the composition root.
+//!
+//! It reads the configuration, connects the database, and serves the procedure registry over
+//! HTTP: the tRPC adapter, the cookie session layer, health checks. It holds no business rule
+//! and no SQL; it translates between the wire and `tidings-procedures`.
+
+pub mod cli;
+mod config;
+mod server;
+mod session;
+mod trpc;
+
+pub use config::{Config, ConfigError};
+pub use server::{RunningServer, start};

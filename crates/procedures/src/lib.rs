@@ -1,1 +1,22 @@
-//! placeholder
+//! Tidings' procedures: one registry of named queries, mutations and subscriptions.
+//!
+//! A procedure is an `async fn(&Ctx, Input) -> Result<Output, Error>` plus its name, its kind and
+//! who may call it. Both RPC surfaces serve this one registry. This crate knows nothing of HTTP,
+//! cookies, tRPC or JSON-RPC: transports hand it credentials and raw JSON input, and take back
+//! JSON output, an [`Error`], and the session change a procedure asked for.
+
+mod accounts;
+mod auth;
+mod ctx;
+mod inbox;
+mod input;
+mod preferences;
+mod records;
+mod registry;
+
+pub use auth::{Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password, resolve_caller};
+pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
+pub use input::RawInput;
+pub use registry::{Access, Kind, Procedure, Registry};
+pub use tidings_domain::{Caller, Error, ErrorCode, ServiceCaller, UserCaller, format_timestamp};
+pub use tidings_persistence::Db;

@@ -1,0 +1,147 @@
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything Tidings reads from its environment, checked once at start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `TIDINGS_DATABASE_URL`: `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// `TIDINGS_LISTEN`: the address to serve on.
+    pub listen: SocketAddr,
+    /// `TIDINGS_ALLOWED_ORIGINS`: other origins (comma-separated) allowed to call with cookies.
+    pub allowed_origins: Vec<String>,
+    /// `TIDINGS_COOKIE_SECURE`: mark the session cookie `Secure` (behind HTTPS).
+    pub cookie_secure: bool,
+    /// `TIDINGS_SESSION_TTL_SECONDS`: how long an unused session lives.
+    pub session_ttl: Duration,
+    /// `TIDINGS_ADMIN_EMAIL`: the first admin's email on an empty database.
+    pub admin_email: String,
+}
+
+/// A configuration variable with a value Tidings cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tidings.db?mode=rwc";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
+
+        let database_url = get("TIDINGS_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+            return Err(err(
+                "TIDINGS_DATABASE_URL",
+                format!("must start with sqlite: or postgres://, got {database_url:?}"),
+            ));
+        }
+
+        let listen_text = get("TIDINGS_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| {
+            err("TIDINGS_LISTEN", format!("must be an address such as 127.0.0.1:3000, got {listen_text:?}"))
+        })?;
+
+        let allowed_origins = match get("TIDINGS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    if (o.starts_with("http://") || o.starts_with("https://")) && !o[8..].contains('/') {
+                        Ok(o)
+                    } else {
+                        Err(err(
+                            "TIDINGS_ALLOWED_ORIGINS",
+                            format!("{o:?} is not an origin such as https://app.example.com"),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let cookie_secure = match get("TIDINGS_COOKIE_SECURE").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(err("TIDINGS_COOKIE_SECURE", format!("must be true or false, got {other:?}")));
+            }
+        };
+
+        let session_ttl = match get("TIDINGS_SESSION_TTL_SECONDS") {
+            None => Duration::from_secs(30 * 24 * 60 * 60),
+            Some(text) => match text.parse::<u64>() {
+                Ok(s) if (60..=366 * 24 * 60 * 60).contains(&s) => Duration::from_secs(s),
+                _ => {
+                    return Err(err(
+                        "TIDINGS_SESSION_TTL_SECONDS",
+                        format!("must be a number of seconds from 60 to 31622400, got {text:?}"),
+                    ));
+                }
+            },
+        };
+
+        let admin_email = get("TIDINGS_ADMIN_EMAIL").unwrap_or_else(|| "admin@tidings.local".to_owned());
+
+        Ok(Self { database_url, listen, allowed_origins, cookie_secure, session_ttl, admin_email })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(!c.cookie_secure);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases = [
+            ("TIDINGS_LISTEN", "nope"),
+            ("TIDINGS_DATABASE_URL", "mysql://x"),
+            ("TIDINGS_COOKIE_SECURE", "yes"),
+            ("TIDINGS_SESSION_TTL_SECONDS", "10"),
+            ("TIDINGS_ALLOWED_ORIGINS", "app.example.com"),
+        ];
+        for (variable, value) in cases {
+            let e = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(e.variable, variable);
+            assert!(e.to_string().starts_with(variable), "{e}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let c = config(&[("TIDINGS_ALLOWED_ORIGINS", "https://a.example, http://localhost:5173/")]).unwrap();
+        assert_eq!(c.allowed_origins, ["https://a.example", "http://localhost:5173"]);
+    }
+}

@@ -1,0 +1,149 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tidings_procedures::{App, AppConfig, Db, Error, Registry};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::Config;
+use crate::session::{self, SessionState};
+use crate::trpc::{self, TrpcState};
+
+/// A server running in the background; [`RunningServer::stop`] drains it and waits.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub db: Db,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Waits until the server ends by itself (a signal, or a fatal error).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+async fn healthz() -> Response {
+    json_status(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    match app.db.ping().await {
+        Ok(()) => json_status(StatusCode::OK, r#"{"status":"ready"}"#),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            json_status(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"unavailable","reason":"database unreachable"}"#)
+        }
+    }
+}
+
+fn json_status(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Builds every route of the service over one app.
+pub fn router(app: App, config: &Config) -> Router {
+    let registry = Arc::new(Registry::new());
+    let session_state = SessionState {
+        app: app.clone(),
+        allowed_origins: Arc::new(config.allowed_origins.clone()),
+        cookie_secure: config.cookie_secure,
+    };
+    let rpc = Router::new()
+        .route("/api/trpc", any(trpc::handle))
+        .route("/api/trpc/{*path}", any(trpc::handle))
+        .with_state(TrpcState { app: app.clone(), registry })
+        .layer(axum::middleware::from_fn_with_state(session_state, session::layer));
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(app)
+        .merge(rpc);
+    if !config.allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> = config
+            .allowed_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("trpc-accept")]),
+        );
+    }
+    router
+}
+
+/// Connects, migrates, creates the first admin on an empty database, binds and serves in the
+/// background. The admin's one-time password is printed to standard error.
+pub async fn start(config: Config) -> Result<RunningServer, Error> {
+    let db = Db::connect_and_migrate(&config.database_url).await?;
+    if let Some((email, password)) = tidings_procedures::bootstrap_admin(&db, &config.admin_email).await? {
+        eprintln!("Created the first admin: {email} with one-time password {password}");
+    }
+    let app = App::new(db.clone(), AppConfig { session_ttl: config.session_ttl });
+    let router = router(app, &config);
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        Error::bad_request(format!("TIDINGS_LISTEN: cannot listen on {}: {e}", config.listen))
+    })?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = rx => {}
+                    _ = shutdown_signal() => {}
+                }
+            })
+            .await
+    });
+    tracing::info!(%addr, "Tidings is listening");
+    Ok(RunningServer { addr, db, shutdown: Some(tx), task })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

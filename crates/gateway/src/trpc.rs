@@ -1,0 +1,350 @@
+//! The tRPC HTTP adapter, following the wire protocol of `@trpc/server` v11 as observed:
+//! GET for queries and POST for mutations at `/api/trpc/<path>`, the superjson `{"json": …}`
+//! envelope, batches (`?batch=1`, comma-joined paths), and the error envelope with numeric codes.
+//!
+//! Decisions follow the reference's order: an unknown procedure (404) and a wrong method (405)
+//! come before authentication (401), which comes before input parsing and validation (400).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{ALLOW, CONTENT_TYPE, VARY};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::future::join_all;
+use serde_json::{Value, json};
+use tidings_procedures::{
+    App, Ctx, Error, ErrorCode, Kind, Procedure, RawInput, Registry,
+};
+
+use crate::session::RequestAuth;
+
+/// The largest request body Tidings reads.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct TrpcState {
+    pub app: App,
+    pub registry: Arc<Registry>,
+}
+
+/// The body and status of one call's answer.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    /// `Allow` for a wrong-method answer.
+    allow: Option<&'static str>,
+}
+
+fn error_body(err: &Error, path: Option<&str>) -> Value {
+    let (key, number, status) = err.code.wire();
+    let mut data = json!({"code": key, "httpStatus": status});
+    if let Some(path) = path {
+        data["path"] = Value::String(path.to_owned());
+    }
+    json!({"error": {"json": {"message": err.message, "code": number, "data": data}}})
+}
+
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn error_answer(err: Error, path: &str) -> Answer {
+    if err.code == ErrorCode::InternalServerError {
+        tracing::error!(procedure = path, error = %err, "procedure failed");
+    }
+    Answer { status: status_of(err.code), body: error_body(&err, Some(path)), allow: None }
+}
+
+fn json_response(status: StatusCode, body: &Value, allow: Option<&'static str>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(VARY, HeaderValue::from_static("trpc-accept, accept"));
+    if let Some(allow) = allow {
+        headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// A failure of the whole request, before any procedure is resolved: one error object with no
+/// path, sent as text/plain like the reference does.
+fn whole_request_error(err: Error) -> Response {
+    let mut response = (status_of(err.code), error_body(&err, None).to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=UTF-8"));
+    headers.insert(VARY, HeaderValue::from_static("trpc-accept, accept"));
+    response
+}
+
+/// Takes `{"json": x, "meta": …}` apart: `x`, with `null` meaning no input. A value that is
+/// not an envelope is taken as the input itself, so hand-written calls work too.
+fn unwrap_envelope(value: Value) -> RawInput {
+    match value {
+        Value::Object(mut map) if map.contains_key("json") => match map.remove("json") {
+            Some(Value::Null) | None => RawInput::None,
+            Some(inner) => RawInput::Json(strip_nulls(inner)),
+        },
+        Value::Null => RawInput::None,
+        other => RawInput::Json(strip_nulls(other)),
+    }
+}
+
+/// superjson writes an `undefined` field as `null` (with a note in `meta`): drop `null` fields
+/// of the input object so they read as absent.
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
+/// The inputs of the calls in a request, by index, parsed only when a procedure reads them.
+enum Inputs {
+    Single(RawInput),
+    /// A batch's `{"0": envelope, …}`; an index missing from it has no input.
+    Batch(Result<serde_json::Map<String, Value>, RawInput>),
+}
+
+impl Inputs {
+    fn parse(text: Option<&str>, batch: bool) -> Self {
+        let parsed = match text {
+            None => None,
+            Some(t) if t.trim().is_empty() => None,
+            Some(t) => Some(serde_json::from_str::<Value>(t).map_err(|e| e.to_string())),
+        };
+        match (batch, parsed) {
+            (false, None) => Inputs::Single(RawInput::None),
+            (false, Some(Ok(v))) => Inputs::Single(unwrap_envelope(v)),
+            (false, Some(Err(m))) => Inputs::Single(RawInput::Malformed(m)),
+            (true, None) => Inputs::Batch(Ok(Default::default())),
+            (true, Some(Ok(Value::Object(map)))) => Inputs::Batch(Ok(map)),
+            (true, Some(Ok(_))) => Inputs::Batch(Err(RawInput::Malformed(
+                "\"input\" needs to be an object when doing a batch call".to_owned(),
+            ))),
+            (true, Some(Err(m))) => Inputs::Batch(Err(RawInput::Malformed(m))),
+        }
+    }
+
+    fn take(&mut self, index: usize) -> RawInput {
+        match self {
+            Inputs::Single(input) => std::mem::replace(input, RawInput::None),
+            Inputs::Batch(Ok(map)) => map.remove(&index.to_string()).map_or(RawInput::None, unwrap_envelope),
+            Inputs::Batch(Err(err)) => err.clone(),
+        }
+    }
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            std::borrow::Cow::Owned(
+                percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned(),
+            )
+        })
+    })
+}
+
+/// Runs one call: method, then access, then input, then the handler.
+async fn run_call(
+    procedure: &Procedure,
+    method: &Method,
+    auth: &RequestAuth,
+    app: &App,
+    input: RawInput,
+) -> Answer {
+    let path = procedure.name;
+    match (procedure.kind, method) {
+        (Kind::Query, &Method::GET) | (Kind::Mutation, &Method::POST) => {}
+        (Kind::Query, _) => {
+            let err = Error::new(
+                ErrorCode::MethodNotSupported,
+                format!("Unsupported {method}-request to query procedure at path \"{path}\""),
+            );
+            return Answer { allow: Some("GET"), ..error_answer(err, path) };
+        }
+        (Kind::Mutation, _) => {
+            let err = Error::new(
+                ErrorCode::MethodNotSupported,
+                format!("Unsupported {method}-request to mutation procedure at path \"{path}\""),
+            );
+            return Answer { allow: Some("POST"), ..error_answer(err, path) };
+        }
+        (Kind::Subscription, _) => {
+            let err = Error::bad_request(format!(
+                "Subscription procedure at path \"{path}\" needs a text/event-stream request"
+            ));
+            return error_answer(err, path);
+        }
+    }
+    let caller = match &auth.caller {
+        Ok(caller) => caller.clone(),
+        Err(err) if procedure.access != tidings_procedures::Access::Public => {
+            return error_answer(Error::new(err.code, err.message.clone()), path);
+        }
+        Err(_) => None,
+    };
+    if procedure.kind == Kind::Mutation && auth.via_cookie && caller.is_some() && !auth.origin_allowed {
+        return error_answer(Error::forbidden("Origin not allowed"), path);
+    }
+    let ctx = Ctx { app: app.clone(), caller, session: auth.session.clone() };
+    match procedure.call(ctx, input).await {
+        Ok(data) => Answer {
+            status: StatusCode::OK,
+            body: json!({"result": {"data": {"json": data}}}),
+            allow: None,
+        },
+        Err(err) => error_answer(err, path),
+    }
+}
+
+pub async fn handle(State(state): State<TrpcState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if parts.method == Method::HEAD {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let auth = parts.extensions.get::<RequestAuth>().cloned().unwrap_or_else(|| RequestAuth {
+        caller: Ok(None),
+        via_cookie: false,
+        origin_allowed: true,
+        session: Default::default(),
+    });
+    let raw_path = parts.uri.path().strip_prefix("/api/trpc").unwrap_or_default();
+    let raw_path = raw_path.trim_start_matches('/').trim_end_matches('/');
+    let path = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy().into_owned();
+    let query = parts.uri.query().unwrap_or_default();
+    let batch = query_param(query, "batch").is_some_and(|b| b == "1" || b == "true");
+
+    let body_text = if parts.method == Method::POST {
+        match parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+            None => {
+                return whole_request_error(Error::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "Missing content-type header",
+                ));
+            }
+            Some(ct) if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") => {
+                // The reference's message, byte for byte (its closing quote is missing).
+                return whole_request_error(Error::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("Unsupported content-type \"{ct}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        match read_body(body).await {
+            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(response) => return response,
+        }
+    } else if parts.method == Method::GET {
+        None
+    } else {
+        return whole_request_error(Error::new(
+            ErrorCode::MethodNotSupported,
+            format!("Unsupported {}-request", parts.method),
+        ));
+    };
+    let input_text = match &body_text {
+        Some(body) => Some(std::borrow::Cow::Borrowed(body.as_str())),
+        None => query_param(query, "input"),
+    };
+    let mut inputs = Inputs::parse(input_text.as_deref(), batch);
+
+    let paths: Vec<&str> = if batch { path.split(',').collect() } else { vec![path.as_str()] };
+    let procedures: Vec<Option<&Procedure>> = paths.iter().map(|p| state.registry.get(p)).collect();
+    if batch {
+        let mut kinds: Vec<Kind> = Vec::new();
+        for kind in procedures.iter().flatten().map(|p| p.kind) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        if kinds.len() > 1 {
+            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            return whole_request_error(Error::bad_request(format!(
+                "Cannot mix procedure types in call: {}",
+                names.join(", ")
+            )));
+        }
+    }
+
+    let calls = paths.iter().zip(&procedures).enumerate().map(|(index, (path, procedure))| {
+        let input = inputs.take(index);
+        let auth = &auth;
+        let app = &state.app;
+        let method = &parts.method;
+        async move {
+            match procedure {
+                None => error_answer(
+                    Error::not_found(format!("No procedure found on path \"{path}\"")),
+                    path,
+                ),
+                Some(p) if batch && p.kind == Kind::Subscription => {
+                    error_answer(Error::bad_request("Cannot batch subscription calls"), path)
+                }
+                Some(p) => run_call(p, method, auth, app, input).await,
+            }
+        }
+    });
+    let mut answers = join_all(calls).await;
+
+    if !batch {
+        let answer = answers.pop().expect("one call");
+        return json_response(answer.status, &answer.body, answer.allow);
+    }
+    let first = answers.first().map(|a| a.status).unwrap_or(StatusCode::OK);
+    let status = if answers.iter().all(|a| a.status == first) {
+        first
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let body = Value::Array(answers.into_iter().map(|a| a.body).collect());
+    json_response(status, &body, None)
+}
+
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        whole_request_error(Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!("Request body is larger than {MAX_BODY} bytes"),
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes() {
+        assert_eq!(unwrap_envelope(json!({"json": null, "meta": {"v": 1}})), RawInput::None);
+        assert_eq!(unwrap_envelope(json!({"json": {"limit": 2}})), RawInput::Json(json!({"limit": 2})));
+        assert_eq!(
+            unwrap_envelope(json!({"json": {"limit": 1, "cursor": null}})),
+            RawInput::Json(json!({"limit": 1}))
+        );
+        assert_eq!(unwrap_envelope(json!({"limit": 20})), RawInput::Json(json!({"limit": 20})));
+    }
+
+    #[test]
+    fn batch_inputs() {
+        let mut inputs = Inputs::parse(Some(r#"{"1":{"json":{"limit":0}}}"#), true);
+        assert_eq!(inputs.take(0), RawInput::None);
+        assert_eq!(inputs.take(1), RawInput::Json(json!({"limit": 0})));
+        let mut inputs = Inputs::parse(Some("\"x\""), true);
+        assert!(matches!(inputs.take(0), RawInput::Malformed(m) if m.contains("needs to be an object")));
+        let mut inputs = Inputs::parse(Some("{bad"), false);
+        assert!(matches!(inputs.take(0), RawInput::Malformed(_)));
+    }
+
+    #[test]
+    fn query_params_decode() {
+        let q = "batch=1&input=%7B%22json%22%3Anull%7D";
+        assert_eq!(query_param(q, "batch").as_deref(), Some("1"));
+        assert_eq!(query_param(q, "input").as_deref(), Some("{\"json\":null}"));
+        assert_eq!(query_param(q, "nope"), None);
+    }
+}

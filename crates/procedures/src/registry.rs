@@ -1,0 +1,200 @@
+use std::collections::HashMap;
+use std::fmt;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tidings_domain::{Caller, Error, Role};
+
+use crate::input::{RawInput, decode};
+use crate::{Ctx, accounts, auth, inbox, preferences, records};
+
+/// How a procedure is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Mutation => "mutation",
+            Kind::Subscription => "subscription",
+        }
+    }
+}
+
+/// Who may call a procedure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// A signed-in user, acting on their own data.
+    User,
+    /// An admin user (within their organization) or a service key (instance-wide).
+    Admin,
+    /// A service key only.
+    Service,
+}
+
+type Handler = Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<Value, Error>> + Send + Sync>;
+
+/// A named procedure with its kind, its access rule and its handler.
+pub struct Procedure {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub access: Access,
+    /// Whether the procedure reads its input; one that does not never parses it.
+    pub takes_input: bool,
+    handler: Handler,
+}
+
+impl fmt::Debug for Procedure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Procedure")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+impl Procedure {
+    /// Runs the procedure: access first, then input decoding, then the handler.
+    pub async fn call(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
+        check_access(self.access, ctx.caller.as_ref())?;
+        let input = if self.takes_input {
+            input.into_value()?
+        } else {
+            Value::Object(Default::default())
+        };
+        (self.handler)(ctx, input).await
+    }
+}
+
+fn check_access(access: Access, caller: Option<&Caller>) -> Result<(), Error> {
+    match (access, caller) {
+        (Access::Public, _) => Ok(()),
+        (_, None) => Err(Error::unauthorized()),
+        (Access::User, Some(Caller::User(_))) => Ok(()),
+        (Access::User, Some(Caller::Service(_))) => {
+            Err(Error::forbidden("This procedure needs a user session"))
+        }
+        (Access::Admin, Some(Caller::Service(_))) => Ok(()),
+        (Access::Admin, Some(Caller::User(u))) if u.role == Role::Admin => Ok(()),
+        (Access::Admin, Some(Caller::User(_))) => Err(Error::forbidden("Requires the admin role")),
+        (Access::Service, Some(Caller::Service(_))) => Ok(()),
+        (Access::Service, Some(Caller::User(_))) => {
+            Err(Error::forbidden("This procedure needs a service key"))
+        }
+    }
+}
+
+/// Every procedure Tidings serves, by name.
+pub struct Registry {
+    procedures: HashMap<&'static str, Procedure>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.procedures.keys()).finish()
+    }
+}
+
+/// Wraps a typed procedure function as a handler over JSON.
+fn handler<I, O, F, Fut>(f: F) -> Handler
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + 'static,
+    F: Fn(Ctx, I) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = Result<O, Error>> + Send + 'static,
+{
+    Box::new(move |ctx, value| {
+        Box::pin(async move {
+            let input = decode::<I>(value)?;
+            let output = f(ctx, input).await?;
+            serde_json::to_value(output).map_err(Error::internal)
+        })
+    })
+}
+
+/// Wraps a procedure that takes its input as raw JSON, for inputs that may be an object or an
+/// array.
+fn raw_handler<O, F, Fut>(f: F) -> Handler
+where
+    O: Serialize + 'static,
+    F: Fn(Ctx, Value) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = Result<O, Error>> + Send + 'static,
+{
+    Box::new(move |ctx, value| {
+        Box::pin(async move {
+            let output = f(ctx, value).await?;
+            serde_json::to_value(output).map_err(Error::internal)
+        })
+    })
+}
+
+/// Marks a procedure without input: whatever the transport received is ignored.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoInput {}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        use Access::*;
+        use Kind::*;
+        let mut registry = Self { procedures: HashMap::new() };
+        // Accounts and sessions.
+        registry.add("auth.login", Mutation, Public, true, handler(auth::login));
+        registry.add("auth.logout", Mutation, User, false, handler(auth::logout));
+        registry.add("auth.me", Query, User, false, handler(auth::me));
+        registry.add("sessions.create", Mutation, Service, true, handler(auth::create_session));
+        registry.add("organizations.create", Mutation, Admin, true, handler(accounts::create_organization));
+        registry.add("users.create", Mutation, Admin, true, handler(accounts::create_user));
+        // Records.
+        registry.add("notifications.create", Mutation, Admin, true, raw_handler(records::create));
+        // The inbox.
+        registry.add("notifications.list", Query, User, true, handler(inbox::list));
+        registry.add("notifications.unreadCount", Query, User, false, handler(inbox::unread_count));
+        registry.add("notifications.counts", Query, User, false, handler(inbox::counts));
+        registry.add("notifications.markAsRead", Mutation, User, true, handler(inbox::mark_as_read));
+        registry.add("notifications.markAllAsRead", Mutation, User, true, handler(inbox::mark_all_as_read));
+        registry.add("notifications.markAllAsSeen", Mutation, User, true, handler(inbox::mark_all_as_seen));
+        registry.add("notifications.delete", Mutation, User, true, handler(inbox::delete));
+        registry.add("notifications.archive", Mutation, User, true, handler(inbox::archive));
+        // Preferences.
+        registry.add("notifications.getPreferences", Query, User, false, handler(preferences::get));
+        registry.add("notifications.updatePreferences", Mutation, User, true, handler(preferences::update));
+        registry.add("notifications.disableAllEmail", Mutation, User, true, handler(preferences::disable_all_email));
+        registry
+    }
+
+    fn add(&mut self, name: &'static str, kind: Kind, access: Access, takes_input: bool, handler: Handler) {
+        let procedure = Procedure { name, kind, access, takes_input, handler };
+        assert!(
+            self.procedures.insert(name, procedure).is_none(),
+            "procedure {name} registered twice"
+        );
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Procedure> {
+        self.procedures.get(name)
+    }
+
+    /// Every procedure, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Procedure> {
+        let mut all: Vec<_> = self.procedures.values().collect();
+        all.sort_by_key(|p| p.name);
+        all.into_iter()
+    }
+}
