@@ -106,36 +106,91 @@ fn created_at<T: IntoIden>(name: T) -> ColumnDef {
 }
 
 fn flag<T: IntoIden>(name: T, default: bool) -> ColumnDef {
-    ColumnDef::new(name).boolean().not_null().default(default).to_owned()
+    ColumnDef::new(name)
+        .boolean()
+        .not_null()
+        .default(default)
+        .to_owned()
 }
 
 /// The inbox API's nine types, in its order, with its default preference matrix:
 /// (key, description, title, message, [email, inApp, push] as (supported, default)).
-type Seed = (&'static str, &'static str, &'static str, &'static str, [(bool, bool); 3]);
+type Seed = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    [(bool, bool); 3],
+);
 
 const ON: (bool, bool) = (true, true);
 const OFF: (bool, bool) = (true, false);
 const NO: (bool, bool) = (false, false);
 
 const SEED_TYPES: [Seed; 9] = [
-    ("ticketCreated", "New ticket assigned to you", "New Ticket",
-     "Ticket #{{ ticketNumber }} was created: {{ ticketTitle }}", [ON, ON, NO]),
-    ("ticketAssigned", "Ticket assigned to you", "Ticket Assigned",
-     "You've been assigned ticket #{{ ticketNumber }}: {{ ticketTitle }}", [ON, ON, ON]),
-    ("ticketUpdated", "Ticket you're watching was updated", "Ticket Updated",
-     "Ticket #{{ ticketNumber }} was updated", [OFF, ON, NO]),
-    ("ticketResolved", "Ticket you created was resolved", "Ticket Resolved",
-     "Ticket #{{ ticketNumber }} was resolved", [ON, ON, NO]),
-    ("newComment", "New comment on a ticket", "New Comment",
-     "{{ author }} commented on ticket #{{ ticketNumber }}", [ON, ON, NO]),
-    ("mentions", "You were mentioned in a comment", "You were mentioned",
-     "@{{ author }} mentioned you in ticket #{{ ticketNumber }}", [ON, ON, ON]),
-    ("slaWarning", "SLA approaching breach", "SLA Warning",
-     "Ticket #{{ ticketNumber }} is about to breach its SLA", [ON, ON, OFF]),
-    ("slaBreach", "SLA has been breached", "SLA Breached",
-     "Ticket #{{ ticketNumber }} has breached its SLA", [ON, ON, ON]),
-    ("weeklyReport", "Weekly performance report", "Weekly Report",
-     "Your weekly performance report is ready", [ON, OFF, NO]),
+    (
+        "ticketCreated",
+        "New ticket assigned to you",
+        "New Ticket",
+        "Ticket #{{ ticketNumber }} was created: {{ ticketTitle }}",
+        [ON, ON, NO],
+    ),
+    (
+        "ticketAssigned",
+        "Ticket assigned to you",
+        "Ticket Assigned",
+        "You've been assigned ticket #{{ ticketNumber }}: {{ ticketTitle }}",
+        [ON, ON, ON],
+    ),
+    (
+        "ticketUpdated",
+        "Ticket you're watching was updated",
+        "Ticket Updated",
+        "Ticket #{{ ticketNumber }} was updated",
+        [OFF, ON, NO],
+    ),
+    (
+        "ticketResolved",
+        "Ticket you created was resolved",
+        "Ticket Resolved",
+        "Ticket #{{ ticketNumber }} was resolved",
+        [ON, ON, NO],
+    ),
+    (
+        "newComment",
+        "New comment on a ticket",
+        "New Comment",
+        "{{ author }} commented on ticket #{{ ticketNumber }}",
+        [ON, ON, NO],
+    ),
+    (
+        "mentions",
+        "You were mentioned in a comment",
+        "You were mentioned",
+        "@{{ author }} mentioned you in ticket #{{ ticketNumber }}",
+        [ON, ON, ON],
+    ),
+    (
+        "slaWarning",
+        "SLA approaching breach",
+        "SLA Warning",
+        "Ticket #{{ ticketNumber }} is about to breach its SLA",
+        [ON, ON, OFF],
+    ),
+    (
+        "slaBreach",
+        "SLA has been breached",
+        "SLA Breached",
+        "Ticket #{{ ticketNumber }} has breached its SLA",
+        [ON, ON, ON],
+    ),
+    (
+        "weeklyReport",
+        "Weekly performance report",
+        "Weekly Report",
+        "Your weekly performance report is ready",
+        [ON, OFF, NO],
+    ),
 ];
 
 #[async_trait::async_trait]
@@ -145,8 +200,17 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Organizations::Table)
-                    .col(ColumnDef::new(Organizations::Id).string_len(128).not_null().primary_key())
-                    .col(ColumnDef::new(Organizations::Name).string_len(200).not_null())
+                    .col(
+                        ColumnDef::new(Organizations::Id)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Organizations::Name)
+                            .string_len(200)
+                            .not_null(),
+                    )
                     .col(created_at(Organizations::CreatedAt))
                     .to_owned(),
             )
@@ -156,12 +220,36 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Users::Table)
-                    .col(ColumnDef::new(Users::Id).string_len(128).not_null().primary_key())
-                    .col(ColumnDef::new(Users::OrganizationId).string_len(128).not_null())
-                    .col(ColumnDef::new(Users::Email).string_len(320).null().unique_key())
-                    .col(ColumnDef::new(Users::Name).string_len(200).not_null().default(""))
+                    .col(
+                        ColumnDef::new(Users::Id)
+                            .string_len(128)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::OrganizationId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::Email)
+                            .string_len(320)
+                            .null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::Name)
+                            .string_len(200)
+                            .not_null()
+                            .default(""),
+                    )
                     .col(ColumnDef::new(Users::PasswordHash).text().null())
-                    .col(ColumnDef::new(Users::Role).string_len(16).not_null().default("user"))
+                    .col(
+                        ColumnDef::new(Users::Role)
+                            .string_len(16)
+                            .not_null()
+                            .default("user"),
+                    )
                     .col(created_at(Users::CreatedAt))
                     .col(created_at(Users::UpdatedAt))
                     .foreign_key(
@@ -189,10 +277,19 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Sessions::Table)
                     .col(ColumnDef::new(Sessions::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Sessions::TokenHash).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Sessions::TokenHash)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Sessions::UserId).string_len(128).not_null())
                     .col(created_at(Sessions::CreatedAt))
-                    .col(ColumnDef::new(Sessions::ExpiresAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Sessions::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(created_at(Sessions::RenewedAt))
                     .foreign_key(
                         ForeignKey::create()
@@ -217,11 +314,30 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ServiceKeys::Table)
-                    .col(ColumnDef::new(ServiceKeys::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(ServiceKeys::Name).string_len(100).not_null().unique_key())
-                    .col(ColumnDef::new(ServiceKeys::KeyHash).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(ServiceKeys::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceKeys::Name)
+                            .string_len(100)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ServiceKeys::KeyHash)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(created_at(ServiceKeys::CreatedAt))
-                    .col(ColumnDef::new(ServiceKeys::RevokedAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(ServiceKeys::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -230,10 +346,28 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(NotificationTypes::Table)
-                    .col(ColumnDef::new(NotificationTypes::Key).string_len(100).not_null().primary_key())
-                    .col(ColumnDef::new(NotificationTypes::Description).text().not_null().default(""))
-                    .col(ColumnDef::new(NotificationTypes::TitleTemplate).text().not_null())
-                    .col(ColumnDef::new(NotificationTypes::MessageTemplate).text().not_null())
+                    .col(
+                        ColumnDef::new(NotificationTypes::Key)
+                            .string_len(100)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(NotificationTypes::Description)
+                            .text()
+                            .not_null()
+                            .default(""),
+                    )
+                    .col(
+                        ColumnDef::new(NotificationTypes::TitleTemplate)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(NotificationTypes::MessageTemplate)
+                            .text()
+                            .not_null(),
+                    )
                     .col(flag(NotificationTypes::EmailSupported, true))
                     .col(flag(NotificationTypes::EmailDefault, true))
                     .col(flag(NotificationTypes::InAppSupported, true))
@@ -241,7 +375,11 @@ impl MigrationTrait for Migration {
                     .col(flag(NotificationTypes::PushSupported, false))
                     .col(flag(NotificationTypes::PushDefault, false))
                     .col(flag(NotificationTypes::Required, false))
-                    .col(ColumnDef::new(NotificationTypes::Position).integer().not_null())
+                    .col(
+                        ColumnDef::new(NotificationTypes::Position)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(created_at(NotificationTypes::CreatedAt))
                     .col(created_at(NotificationTypes::UpdatedAt))
                     .to_owned(),
@@ -305,19 +443,57 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Notifications::Table)
-                    .col(ColumnDef::new(Notifications::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Notifications::UserId).string_len(128).not_null())
-                    .col(ColumnDef::new(Notifications::OrganizationId).string_len(128).not_null())
-                    .col(ColumnDef::new(Notifications::Type).string_len(100).not_null())
+                    .col(
+                        ColumnDef::new(Notifications::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::UserId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::OrganizationId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::Type)
+                            .string_len(100)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Notifications::Title).text().not_null())
                     .col(ColumnDef::new(Notifications::Message).text().not_null())
                     .col(ColumnDef::new(Notifications::Data).json().null())
                     .col(flag(Notifications::Read, false))
-                    .col(ColumnDef::new(Notifications::ReadAt).timestamp_with_time_zone().null())
-                    .col(ColumnDef::new(Notifications::SeenAt).timestamp_with_time_zone().null())
-                    .col(ColumnDef::new(Notifications::Status).string_len(16).not_null().default("inbox"))
-                    .col(ColumnDef::new(Notifications::SenderId).string_len(128).null())
-                    .col(ColumnDef::new(Notifications::Collection).string_len(100).null())
+                    .col(
+                        ColumnDef::new(Notifications::ReadAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::SeenAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::Status)
+                            .string_len(16)
+                            .not_null()
+                            .default("inbox"),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::SenderId)
+                            .string_len(128)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::Collection)
+                            .string_len(100)
+                            .null(),
+                    )
                     .col(ColumnDef::new(Notifications::Item).string_len(256).null())
                     .col(created_at(Notifications::CreatedAt))
                     .foreign_key(
@@ -365,8 +541,16 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Preferences::Table)
-                    .col(ColumnDef::new(Preferences::UserId).string_len(128).not_null())
-                    .col(ColumnDef::new(Preferences::Channel).string_len(8).not_null())
+                    .col(
+                        ColumnDef::new(Preferences::UserId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Preferences::Channel)
+                            .string_len(8)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Preferences::Type).string_len(100).not_null())
                     .col(ColumnDef::new(Preferences::Enabled).boolean().not_null())
                     .col(created_at(Preferences::UpdatedAt))
@@ -405,7 +589,9 @@ impl MigrationTrait for Migration {
             Users::Table.into_iden(),
             Organizations::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

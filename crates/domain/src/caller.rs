@@ -17,7 +17,11 @@ impl Role {
 
     /// Reads a stored role; anything unknown is the least privileged.
     pub fn from_stored(value: &str) -> Self {
-        if value == "admin" { Role::Admin } else { Role::User }
+        if value == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        }
     }
 }
 

@@ -91,7 +91,10 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(NotificationStatus::parse("status", "archived").unwrap(), NotificationStatus::Archived);
+        assert_eq!(
+            NotificationStatus::parse("status", "archived").unwrap(),
+            NotificationStatus::Archived
+        );
         assert!(NotificationStatus::parse("status", "Inbox").is_err());
     }
 }

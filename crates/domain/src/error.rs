@@ -144,12 +144,27 @@ mod tests {
             (ErrorCode::Unauthorized, "UNAUTHORIZED", -32001, 401),
             (ErrorCode::Forbidden, "FORBIDDEN", -32003, 403),
             (ErrorCode::NotFound, "NOT_FOUND", -32004, 404),
-            (ErrorCode::MethodNotSupported, "METHOD_NOT_SUPPORTED", -32005, 405),
+            (
+                ErrorCode::MethodNotSupported,
+                "METHOD_NOT_SUPPORTED",
+                -32005,
+                405,
+            ),
             (ErrorCode::Conflict, "CONFLICT", -32009, 409),
             (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", -32013, 413),
-            (ErrorCode::UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", -32015, 415),
+            (
+                ErrorCode::UnsupportedMediaType,
+                "UNSUPPORTED_MEDIA_TYPE",
+                -32015,
+                415,
+            ),
             (ErrorCode::TooManyRequests, "TOO_MANY_REQUESTS", -32029, 429),
-            (ErrorCode::InternalServerError, "INTERNAL_SERVER_ERROR", -32603, 500),
+            (
+                ErrorCode::InternalServerError,
+                "INTERNAL_SERVER_ERROR",
+                -32603,
+                500,
+            ),
             (ErrorCode::ParseError, "PARSE_ERROR", -32700, 400),
         ];
         for (code, key, number, status) in table {

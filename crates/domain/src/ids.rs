@@ -94,7 +94,10 @@ pub fn validate_email(field: &str, value: &str) -> Result<String, Error> {
     if valid {
         Ok(value.to_lowercase())
     } else {
-        Err(Error::field(field, format!("must be an email address, got {value:?}")))
+        Err(Error::field(
+            field,
+            format!("must be an email address, got {value:?}"),
+        ))
     }
 }
 
@@ -104,12 +107,21 @@ mod tests {
 
     #[test]
     fn external_ids() {
-        for ok in ["u1", "user_42", "auth0|x".replace('|', ":").as_str(), "a@b.c", &"x".repeat(128)] {
+        for ok in [
+            "u1",
+            "user_42",
+            "auth0|x".replace('|', ":").as_str(),
+            "a@b.c",
+            &"x".repeat(128),
+        ] {
             assert!(ExternalId::parse("id", ok).is_ok(), "{ok}");
         }
         for (bad, want) in [
             ("", "id: must not be empty"),
-            ("a b", "id: may only contain A-Z a-z 0-9 _ . : @ -, found ' '"),
+            (
+                "a b",
+                "id: may only contain A-Z a-z 0-9 _ . : @ -, found ' '",
+            ),
             ("é", "id: may only contain A-Z a-z 0-9 _ . : @ -, found 'é'"),
         ] {
             assert_eq!(ExternalId::parse("id", bad).unwrap_err().message, want);
@@ -131,7 +143,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(validate_email("email", " Ann@Example.com ").unwrap(), "ann@example.com");
+        assert_eq!(
+            validate_email("email", " Ann@Example.com ").unwrap(),
+            "ann@example.com"
+        );
         for bad in ["", "ann", "@x", "ann@", "a b@c", "a@b@c", "a@.c"] {
             assert!(validate_email("email", bad).is_err(), "{bad}");
         }

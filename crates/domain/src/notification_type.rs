@@ -59,13 +59,28 @@ pub fn validate_type_key(field: &str, value: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    const ON: ChannelSetting = ChannelSetting { supported: true, default: true };
-    const OFF: ChannelSetting = ChannelSetting { supported: true, default: false };
-    const NONE: ChannelSetting = ChannelSetting { supported: false, default: false };
+    const ON: ChannelSetting = ChannelSetting {
+        supported: true,
+        default: true,
+    };
+    const OFF: ChannelSetting = ChannelSetting {
+        supported: true,
+        default: false,
+    };
+    const NONE: ChannelSetting = ChannelSetting {
+        supported: false,
+        default: false,
+    };
 
     #[test]
     fn preference_rules() {
-        let t = TypeChannels { key: "t".into(), email: ON, in_app: OFF, push: NONE, required: false };
+        let t = TypeChannels {
+            key: "t".into(),
+            email: ON,
+            in_app: OFF,
+            push: NONE,
+            required: false,
+        };
         let cases = [
             (Channel::Email, None, true),
             (Channel::Email, Some(false), false),
@@ -76,7 +91,10 @@ mod tests {
         for (channel, choice, want) in cases {
             assert_eq!(t.enabled(channel, choice), want, "{channel} {choice:?}");
         }
-        let required = TypeChannels { required: true, ..t };
+        let required = TypeChannels {
+            required: true,
+            ..t
+        };
         assert!(required.enabled(Channel::Email, Some(false)));
         assert!(!required.enabled(Channel::Push, None));
     }

@@ -12,6 +12,9 @@ mod tests {
     #[test]
     fn millis_and_z() {
         let at = DateTime::parse_from_rfc3339("2024-01-15T10:30:00.123456+00:00").unwrap();
-        assert_eq!(format_timestamp(at.with_timezone(&Utc)), "2024-01-15T10:30:00.123Z");
+        assert_eq!(
+            format_timestamp(at.with_timezone(&Utc)),
+            "2024-01-15T10:30:00.123Z"
+        );
     }
 }

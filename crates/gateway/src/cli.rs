@@ -9,7 +9,11 @@ use tidings_procedures::{
 use crate::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "tidings", version, about = "Tidings: in-app inbox, fan-out, banners, email and push")]
+#[command(
+    name = "tidings",
+    version,
+    about = "Tidings: in-app inbox, fan-out, banners, email and push"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -74,7 +78,10 @@ pub enum KeysCommand {
 fn cli_ctx(db: Db) -> Ctx {
     Ctx {
         app: App::new(db, AppConfig::default()),
-        caller: Some(Caller::Service(ServiceCaller { key_id: uuid::Uuid::nil(), name: "cli".to_owned() })),
+        caller: Some(Caller::Service(ServiceCaller {
+            key_id: uuid::Uuid::nil(),
+            name: "cli".to_owned(),
+        })),
         session: Default::default(),
     }
 }
@@ -91,7 +98,8 @@ pub async fn create_user(db: &Db, args: CreateUser) -> Result<Value, Error> {
         Some(name) => match db.organization_by_name(&name).await? {
             Some(org) => Some(org.id.into_string()),
             None => {
-                let created = call(db.clone(), "organizations.create", json!({ "name": name })).await?;
+                let created =
+                    call(db.clone(), "organizations.create", json!({ "name": name })).await?;
                 created["id"].as_str().map(str::to_owned)
             }
         },
@@ -101,7 +109,11 @@ pub async fn create_user(db: &Db, args: CreateUser) -> Result<Value, Error> {
         "password": args.password,
         "role": if args.admin { "admin" } else { "user" },
     });
-    for (key, value) in [("name", args.name), ("organizationId", organization_id), ("id", args.id)] {
+    for (key, value) in [
+        ("name", args.name),
+        ("organizationId", organization_id),
+        ("id", args.id),
+    ] {
         if let Some(value) = value {
             input[key] = Value::String(value);
         }

@@ -45,11 +45,19 @@ impl Config {
 
     /// Reads variables through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
 
-        let database_url = get("TIDINGS_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+        let database_url =
+            get("TIDINGS_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
             return Err(err(
                 "TIDINGS_DATABASE_URL",
                 format!("must start with sqlite: or postgres://, got {database_url:?}"),
@@ -58,7 +66,10 @@ impl Config {
 
         let listen_text = get("TIDINGS_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_text.parse().map_err(|_| {
-            err("TIDINGS_LISTEN", format!("must be an address such as 127.0.0.1:3000, got {listen_text:?}"))
+            err(
+                "TIDINGS_LISTEN",
+                format!("must be an address such as 127.0.0.1:3000, got {listen_text:?}"),
+            )
         })?;
 
         let allowed_origins = match get("TIDINGS_ALLOWED_ORIGINS") {
@@ -68,7 +79,9 @@ impl Config {
                 .map(|o| o.trim().trim_end_matches('/').to_owned())
                 .filter(|o| !o.is_empty())
                 .map(|o| {
-                    if (o.starts_with("http://") || o.starts_with("https://")) && !o[8..].contains('/') {
+                    if (o.starts_with("http://") || o.starts_with("https://"))
+                        && !o[8..].contains('/')
+                    {
                         Ok(o)
                     } else {
                         Err(err(
@@ -84,7 +97,10 @@ impl Config {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
             Some(other) => {
-                return Err(err("TIDINGS_COOKIE_SECURE", format!("must be true or false, got {other:?}")));
+                return Err(err(
+                    "TIDINGS_COOKIE_SECURE",
+                    format!("must be true or false, got {other:?}"),
+                ));
             }
         };
 
@@ -101,9 +117,17 @@ impl Config {
             },
         };
 
-        let admin_email = get("TIDINGS_ADMIN_EMAIL").unwrap_or_else(|| "admin@tidings.local".to_owned());
+        let admin_email =
+            get("TIDINGS_ADMIN_EMAIL").unwrap_or_else(|| "admin@tidings.local".to_owned());
 
-        Ok(Self { database_url, listen, allowed_origins, cookie_secure, session_ttl, admin_email })
+        Ok(Self {
+            database_url,
+            listen,
+            allowed_origins,
+            cookie_secure,
+            session_ttl,
+            admin_email,
+        })
     }
 }
 
@@ -112,7 +136,11 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     #[test]
@@ -141,7 +169,14 @@ mod tests {
 
     #[test]
     fn origins() {
-        let c = config(&[("TIDINGS_ALLOWED_ORIGINS", "https://a.example, http://localhost:5173/")]).unwrap();
-        assert_eq!(c.allowed_origins, ["https://a.example", "http://localhost:5173"]);
+        let c = config(&[(
+            "TIDINGS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:5173/",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "http://localhost:5173"]
+        );
     }
 }

@@ -55,7 +55,10 @@ async fn readyz(State(app): State<App>) -> Response {
         Ok(()) => json_status(StatusCode::OK, r#"{"status":"ready"}"#),
         Err(e) => {
             tracing::warn!(error = %e, "database not ready");
-            json_status(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"unavailable","reason":"database unreachable"}"#)
+            json_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"status":"unavailable","reason":"database unreachable"}"#,
+            )
         }
     }
 }
@@ -75,8 +78,14 @@ pub fn router(app: App, config: &Config) -> Router {
     let rpc = Router::new()
         .route("/api/trpc", any(trpc::handle))
         .route("/api/trpc/{*path}", any(trpc::handle))
-        .with_state(TrpcState { app: app.clone(), registry })
-        .layer(axum::middleware::from_fn_with_state(session_state, session::layer));
+        .with_state(TrpcState {
+            app: app.clone(),
+            registry,
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            session_state,
+            session::layer,
+        ));
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -93,7 +102,11 @@ pub fn router(app: App, config: &Config) -> Router {
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_credentials(true)
                 .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("trpc-accept")]),
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    header::HeaderName::from_static("trpc-accept"),
+                ]),
         );
     }
     router
@@ -103,13 +116,23 @@ pub fn router(app: App, config: &Config) -> Router {
 /// background. The admin's one-time password is printed to standard error.
 pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let db = Db::connect_and_migrate(&config.database_url).await?;
-    if let Some((email, password)) = tidings_procedures::bootstrap_admin(&db, &config.admin_email).await? {
+    if let Some((email, password)) =
+        tidings_procedures::bootstrap_admin(&db, &config.admin_email).await?
+    {
         eprintln!("Created the first admin: {email} with one-time password {password}");
     }
-    let app = App::new(db.clone(), AppConfig { session_ttl: config.session_ttl });
+    let app = App::new(
+        db.clone(),
+        AppConfig {
+            session_ttl: config.session_ttl,
+        },
+    );
     let router = router(app, &config);
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-        Error::bad_request(format!("TIDINGS_LISTEN: cannot listen on {}: {e}", config.listen))
+        Error::bad_request(format!(
+            "TIDINGS_LISTEN: cannot listen on {}: {e}",
+            config.listen
+        ))
     })?;
     let addr = listener.local_addr().map_err(Error::internal)?;
     let (tx, rx) = oneshot::channel::<()>();
@@ -124,7 +147,12 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
             .await
     });
     tracing::info!(%addr, "Tidings is listening");
-    Ok(RunningServer { addr, db, shutdown: Some(tx), task })
+    Ok(RunningServer {
+        addr,
+        db,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 async fn shutdown_signal() {

@@ -47,7 +47,10 @@ fn credentials(headers: &HeaderMap) -> Credentials {
         .filter_map(Result::ok)
         .find(|c| c.name() == SESSION_COOKIE)
         .map(|c| c.value().to_owned());
-    Credentials { session_token, bearer_key }
+    Credentials {
+        session_token,
+        bearer_key,
+    }
 }
 
 /// An `Origin` is allowed when it is this server's own (same host) or a configured one.
@@ -55,7 +58,10 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let host = headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let own = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
@@ -78,16 +84,22 @@ fn set_cookie(change: SessionChange, secure: bool) -> Option<HeaderValue> {
     HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
-pub async fn layer(State(state): State<SessionState>, mut request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(state): State<SessionState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let creds = credentials(headers);
     let via_cookie = creds.bearer_key.is_none() && creds.session_token.is_some();
     let origin_allowed = origin_allowed(headers, &state.allowed_origins);
     let session = SessionSlot::default();
-    let caller = resolve_caller(&state.app, &creds, &session).await.map_err(|e| {
-        tracing::error!(error = %e, "could not resolve the caller");
-        Arc::new(e)
-    });
+    let caller = resolve_caller(&state.app, &creds, &session)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not resolve the caller");
+            Arc::new(e)
+        });
     request.extensions_mut().insert(RequestAuth {
         caller,
         via_cookie,
@@ -95,7 +107,10 @@ pub async fn layer(State(state): State<SessionState>, mut request: Request, next
         session: session.clone(),
     });
     let mut response = next.run(request).await;
-    if let Some(value) = session.take().and_then(|c| set_cookie(c, state.cookie_secure)) {
+    if let Some(value) = session
+        .take()
+        .and_then(|c| set_cookie(c, state.cookie_secure))
+    {
         response.headers_mut().append(SET_COOKIE, value);
     }
     response
@@ -119,7 +134,10 @@ mod tests {
     fn finds_the_cookie_among_others() {
         let c = credentials(&headers(&[("cookie", "foo=1; tidings_session=abc; bar=2")]));
         assert_eq!(c.session_token.as_deref(), Some("abc"));
-        assert_eq!(credentials(&headers(&[("cookie", "session=abc")])).session_token, None);
+        assert_eq!(
+            credentials(&headers(&[("cookie", "session=abc")])).session_token,
+            None
+        );
         let c = credentials(&headers(&[("authorization", "Bearer tdk_x")]));
         assert_eq!(c.bearer_key.as_deref(), Some("tdk_x"));
     }
@@ -129,14 +147,23 @@ mod tests {
         let allowed = vec!["https://app.example".to_owned()];
         let check = |pairs: &[(&'static str, &str)]| origin_allowed(&headers(pairs), &allowed);
         assert!(check(&[("host", "127.0.0.1:3000")]));
-        assert!(check(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")]));
+        assert!(check(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000")
+        ]));
         assert!(check(&[("host", "x"), ("origin", "https://app.example")]));
-        assert!(!check(&[("host", "127.0.0.1:3000"), ("origin", "https://evil.example")]));
+        assert!(!check(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "https://evil.example")
+        ]));
     }
 
     #[test]
     fn cookie_attributes() {
-        let set = SessionChange::Set { token: "t".into(), max_age: Duration::from_secs(60) };
+        let set = SessionChange::Set {
+            token: "t".into(),
+            max_age: Duration::from_secs(60),
+        };
         let v = set_cookie(set, false).unwrap();
         let v = v.to_str().unwrap();
         assert!(v.starts_with("tidings_session=t"), "{v}");

@@ -14,9 +14,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use serde_json::{Value, json};
-use tidings_procedures::{
-    App, Ctx, Error, ErrorCode, Kind, Procedure, RawInput, Registry,
-};
+use tidings_procedures::{App, Ctx, Error, ErrorCode, Kind, Procedure, RawInput, Registry};
 
 use crate::session::RequestAuth;
 
@@ -54,7 +52,11 @@ fn error_answer(err: Error, path: &str) -> Answer {
     if err.code == ErrorCode::InternalServerError {
         tracing::error!(procedure = path, error = %err, "procedure failed");
     }
-    Answer { status: status_of(err.code), body: error_body(&err, Some(path)), allow: None }
+    Answer {
+        status: status_of(err.code),
+        body: error_body(&err, Some(path)),
+        allow: None,
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value, allow: Option<&'static str>) -> Response {
@@ -73,7 +75,10 @@ fn json_response(status: StatusCode, body: &Value, allow: Option<&'static str>) 
 fn whole_request_error(err: Error) -> Response {
     let mut response = (status_of(err.code), error_body(&err, None).to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=UTF-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=UTF-8"),
+    );
     headers.insert(VARY, HeaderValue::from_static("trpc-accept, accept"));
     response
 }
@@ -95,7 +100,9 @@ fn unwrap_envelope(value: Value) -> RawInput {
 /// of the input object so they read as absent.
 fn strip_nulls(value: Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
         other => other,
     }
 }
@@ -130,7 +137,9 @@ impl Inputs {
     fn take(&mut self, index: usize) -> RawInput {
         match self {
             Inputs::Single(input) => std::mem::replace(input, RawInput::None),
-            Inputs::Batch(Ok(map)) => map.remove(&index.to_string()).map_or(RawInput::None, unwrap_envelope),
+            Inputs::Batch(Ok(map)) => map
+                .remove(&index.to_string())
+                .map_or(RawInput::None, unwrap_envelope),
             Inputs::Batch(Err(err)) => err.clone(),
         }
     }
@@ -142,7 +151,9 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, st
         (k == name).then(|| {
             let v = v.replace('+', " ");
             std::borrow::Cow::Owned(
-                percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned(),
+                percent_encoding::percent_decode_str(&v)
+                    .decode_utf8_lossy()
+                    .into_owned(),
             )
         })
     })
@@ -164,14 +175,20 @@ async fn run_call(
                 ErrorCode::MethodNotSupported,
                 format!("Unsupported {method}-request to query procedure at path \"{path}\""),
             );
-            return Answer { allow: Some("GET"), ..error_answer(err, path) };
+            return Answer {
+                allow: Some("GET"),
+                ..error_answer(err, path)
+            };
         }
         (Kind::Mutation, _) => {
             let err = Error::new(
                 ErrorCode::MethodNotSupported,
                 format!("Unsupported {method}-request to mutation procedure at path \"{path}\""),
             );
-            return Answer { allow: Some("POST"), ..error_answer(err, path) };
+            return Answer {
+                allow: Some("POST"),
+                ..error_answer(err, path)
+            };
         }
         (Kind::Subscription, _) => {
             let err = Error::bad_request(format!(
@@ -187,10 +204,18 @@ async fn run_call(
         }
         Err(_) => None,
     };
-    if procedure.kind == Kind::Mutation && auth.via_cookie && caller.is_some() && !auth.origin_allowed {
+    if procedure.kind == Kind::Mutation
+        && auth.via_cookie
+        && caller.is_some()
+        && !auth.origin_allowed
+    {
         return error_answer(Error::forbidden("Origin not allowed"), path);
     }
-    let ctx = Ctx { app: app.clone(), caller, session: auth.session.clone() };
+    let ctx = Ctx {
+        app: app.clone(),
+        caller,
+        session: auth.session.clone(),
+    };
     match procedure.call(ctx, input).await {
         Ok(data) => Answer {
             status: StatusCode::OK,
@@ -206,27 +231,46 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     if parts.method == Method::HEAD {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let auth = parts.extensions.get::<RequestAuth>().cloned().unwrap_or_else(|| RequestAuth {
-        caller: Ok(None),
-        via_cookie: false,
-        origin_allowed: true,
-        session: Default::default(),
-    });
-    let raw_path = parts.uri.path().strip_prefix("/api/trpc").unwrap_or_default();
+    let auth = parts
+        .extensions
+        .get::<RequestAuth>()
+        .cloned()
+        .unwrap_or_else(|| RequestAuth {
+            caller: Ok(None),
+            via_cookie: false,
+            origin_allowed: true,
+            session: Default::default(),
+        });
+    let raw_path = parts
+        .uri
+        .path()
+        .strip_prefix("/api/trpc")
+        .unwrap_or_default();
     let raw_path = raw_path.trim_start_matches('/').trim_end_matches('/');
-    let path = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy().into_owned();
+    let path = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8_lossy()
+        .into_owned();
     let query = parts.uri.query().unwrap_or_default();
     let batch = query_param(query, "batch").is_some_and(|b| b == "1" || b == "true");
 
     let body_text = if parts.method == Method::POST {
-        match parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        match parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
             None => {
                 return whole_request_error(Error::new(
                     ErrorCode::UnsupportedMediaType,
                     "Missing content-type header",
                 ));
             }
-            Some(ct) if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") => {
+            Some(ct)
+                if !ct
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json") =>
+            {
                 // The reference's message, byte for byte (its closing quote is missing).
                 return whole_request_error(Error::new(
                     ErrorCode::UnsupportedMediaType,
@@ -253,7 +297,11 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     };
     let mut inputs = Inputs::parse(input_text.as_deref(), batch);
 
-    let paths: Vec<&str> = if batch { path.split(',').collect() } else { vec![path.as_str()] };
+    let paths: Vec<&str> = if batch {
+        path.split(',').collect()
+    } else {
+        vec![path.as_str()]
+    };
     let procedures: Vec<Option<&Procedure>> = paths.iter().map(|p| state.registry.get(p)).collect();
     if batch {
         let mut kinds: Vec<Kind> = Vec::new();
@@ -271,24 +319,28 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
         }
     }
 
-    let calls = paths.iter().zip(&procedures).enumerate().map(|(index, (path, procedure))| {
-        let input = inputs.take(index);
-        let auth = &auth;
-        let app = &state.app;
-        let method = &parts.method;
-        async move {
-            match procedure {
-                None => error_answer(
-                    Error::not_found(format!("No procedure found on path \"{path}\"")),
-                    path,
-                ),
-                Some(p) if batch && p.kind == Kind::Subscription => {
-                    error_answer(Error::bad_request("Cannot batch subscription calls"), path)
+    let calls = paths
+        .iter()
+        .zip(&procedures)
+        .enumerate()
+        .map(|(index, (path, procedure))| {
+            let input = inputs.take(index);
+            let auth = &auth;
+            let app = &state.app;
+            let method = &parts.method;
+            async move {
+                match procedure {
+                    None => error_answer(
+                        Error::not_found(format!("No procedure found on path \"{path}\"")),
+                        path,
+                    ),
+                    Some(p) if batch && p.kind == Kind::Subscription => {
+                        error_answer(Error::bad_request("Cannot batch subscription calls"), path)
+                    }
+                    Some(p) => run_call(p, method, auth, app, input).await,
                 }
-                Some(p) => run_call(p, method, auth, app, input).await,
             }
-        }
-    });
+        });
     let mut answers = join_all(calls).await;
 
     if !batch {
@@ -320,13 +372,22 @@ mod tests {
 
     #[test]
     fn envelopes() {
-        assert_eq!(unwrap_envelope(json!({"json": null, "meta": {"v": 1}})), RawInput::None);
-        assert_eq!(unwrap_envelope(json!({"json": {"limit": 2}})), RawInput::Json(json!({"limit": 2})));
+        assert_eq!(
+            unwrap_envelope(json!({"json": null, "meta": {"v": 1}})),
+            RawInput::None
+        );
+        assert_eq!(
+            unwrap_envelope(json!({"json": {"limit": 2}})),
+            RawInput::Json(json!({"limit": 2}))
+        );
         assert_eq!(
             unwrap_envelope(json!({"json": {"limit": 1, "cursor": null}})),
             RawInput::Json(json!({"limit": 1}))
         );
-        assert_eq!(unwrap_envelope(json!({"limit": 20})), RawInput::Json(json!({"limit": 20})));
+        assert_eq!(
+            unwrap_envelope(json!({"limit": 20})),
+            RawInput::Json(json!({"limit": 20}))
+        );
     }
 
     #[test]
@@ -335,7 +396,9 @@ mod tests {
         assert_eq!(inputs.take(0), RawInput::None);
         assert_eq!(inputs.take(1), RawInput::Json(json!({"limit": 0})));
         let mut inputs = Inputs::parse(Some("\"x\""), true);
-        assert!(matches!(inputs.take(0), RawInput::Malformed(m) if m.contains("needs to be an object")));
+        assert!(
+            matches!(inputs.take(0), RawInput::Malformed(m) if m.contains("needs to be an object"))
+        );
         let mut inputs = Inputs::parse(Some("{bad"), false);
         assert!(matches!(inputs.take(0), RawInput::Malformed(_)));
     }

@@ -114,7 +114,10 @@ impl Db {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        match users::Entity::insert(model).exec_with_returning(&self.conn).await {
+        match users::Entity::insert(model)
+            .exec_with_returning(&self.conn)
+            .await
+        {
             Ok(m) => Ok(m.into()),
             Err(e) => {
                 let err = classify(e);
@@ -123,7 +126,10 @@ impl Db {
                 }
                 // Tell the caller which unique value clashed.
                 if self.user(&user.id).await?.is_some() {
-                    Err(Error::conflict(format!("id: user {} already exists", user.id)))
+                    Err(Error::conflict(format!(
+                        "id: user {} already exists",
+                        user.id
+                    )))
                 } else {
                     Err(Error::conflict(format!(
                         "email: {} is already taken",
@@ -161,6 +167,9 @@ impl Db {
     }
 
     pub async fn count_users(&self) -> Result<u64, Error> {
-        users::Entity::find().count(&self.conn).await.map_err(classify)
+        users::Entity::find()
+            .count(&self.conn)
+            .await
+            .map_err(classify)
     }
 }

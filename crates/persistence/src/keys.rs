@@ -52,13 +52,21 @@ impl Db {
     }
 
     /// The service behind an unrevoked key with this hash.
-    pub async fn service_by_key_hash(&self, key_hash: &str) -> Result<Option<ServiceCaller>, Error> {
+    pub async fn service_by_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ServiceCaller>, Error> {
         service_keys::Entity::find()
             .filter(service_keys::Column::KeyHash.eq(key_hash))
             .filter(service_keys::Column::RevokedAt.is_null())
             .one(&self.conn)
             .await
-            .map(|m| m.map(|m| ServiceCaller { key_id: m.id, name: m.name }))
+            .map(|m| {
+                m.map(|m| ServiceCaller {
+                    key_id: m.id,
+                    name: m.name,
+                })
+            })
             .map_err(classify)
     }
 
@@ -66,7 +74,10 @@ impl Db {
     pub async fn revoke_service_key(&self, name: &str) -> Result<bool, Error> {
         let now = Utc::now();
         let done = service_keys::Entity::update_many()
-            .col_expr(service_keys::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                service_keys::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(service_keys::Column::Name.eq(name))
             .filter(service_keys::Column::RevokedAt.is_null())
             .exec(&self.conn)

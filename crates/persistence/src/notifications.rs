@@ -140,10 +140,7 @@ impl Db {
     }
 
     /// The users among `ids` that exist, with their organizations.
-    pub async fn users_by_ids(
-        &self,
-        ids: &[ExternalId],
-    ) -> Result<Vec<crate::UserRecord>, Error> {
+    pub async fn users_by_ids(&self, ids: &[ExternalId]) -> Result<Vec<crate::UserRecord>, Error> {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let models = users::Entity::find()
@@ -272,7 +269,11 @@ impl Db {
             )
             .await?;
         let Some(row) = row else {
-            return Ok(Counts { unread: 0, unseen: 0, total: 0 });
+            return Ok(Counts {
+                unread: 0,
+                unseen: 0,
+                total: 0,
+            });
         };
         Ok(Counts {
             unread: get::<i64>(&row, "unread")? as u64,
@@ -281,7 +282,11 @@ impl Db {
         })
     }
 
-    pub async fn mark_read(&self, user_id: &ExternalId, id: NotificationId) -> Result<OwnedUpdate, Error> {
+    pub async fn mark_read(
+        &self,
+        user_id: &ExternalId,
+        id: NotificationId,
+    ) -> Result<OwnedUpdate, Error> {
         let done = notifications::Entity::update_many()
             .col_expr(notifications::Column::Read, Expr::value(true))
             .col_expr(
@@ -300,7 +305,11 @@ impl Db {
         self.owned_outcome(user_id, id, done.rows_affected).await
     }
 
-    pub async fn archive(&self, user_id: &ExternalId, id: NotificationId) -> Result<OwnedUpdate, Error> {
+    pub async fn archive(
+        &self,
+        user_id: &ExternalId,
+        id: NotificationId,
+    ) -> Result<OwnedUpdate, Error> {
         let done = notifications::Entity::update_many()
             .col_expr(
                 notifications::Column::Status,
@@ -339,11 +348,16 @@ impl Db {
             return Ok(OwnedUpdate::Done);
         }
         let owner = self
-            .query_one("SELECT user_id FROM notifications WHERE id = ?", [id.0.into()])
+            .query_one(
+                "SELECT user_id FROM notifications WHERE id = ?",
+                [id.0.into()],
+            )
             .await?;
         match owner {
             None => Ok(OwnedUpdate::NotFound),
-            Some(row) if get::<String>(&row, "user_id")? == user_id.as_str() => Ok(OwnedUpdate::Done),
+            Some(row) if get::<String>(&row, "user_id")? == user_id.as_str() => {
+                Ok(OwnedUpdate::Done)
+            }
             Some(_) => Ok(OwnedUpdate::NotOwner),
         }
     }
@@ -353,7 +367,12 @@ impl Db {
         self.execute(
             "UPDATE notifications SET \"read\" = ?, read_at = ? \
              WHERE user_id = ? AND status = 'inbox' AND \"read\" = ?",
-            [true.into(), Utc::now().into(), user_id.as_str().into(), false.into()],
+            [
+                true.into(),
+                Utc::now().into(),
+                user_id.as_str().into(),
+                false.into(),
+            ],
         )
         .await
     }
@@ -369,7 +388,10 @@ impl Db {
     }
 
     /// A notification by id, whoever it belongs to.
-    pub async fn notification(&self, id: NotificationId) -> Result<Option<NotificationRecord>, Error> {
+    pub async fn notification(
+        &self,
+        id: NotificationId,
+    ) -> Result<Option<NotificationRecord>, Error> {
         notifications::Entity::find_by_id(id.0)
             .one(&self.conn)
             .await
@@ -377,4 +399,3 @@ impl Db {
             .map_err(classify)
     }
 }
-

@@ -28,7 +28,11 @@ impl Db {
             .into_iter()
             .filter_map(|m| {
                 let channel = Channel::ALL.into_iter().find(|c| c.as_str() == m.channel)?;
-                Some(PreferenceOverride { channel, kind: m.r#type, enabled: m.enabled })
+                Some(PreferenceOverride {
+                    channel,
+                    kind: m.r#type,
+                    enabled: m.enabled,
+                })
             })
             .collect())
     }

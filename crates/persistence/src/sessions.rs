@@ -67,8 +67,14 @@ impl Db {
     /// Moves a session's expiry forward (sliding expiry).
     pub async fn renew_session(&self, id: Uuid, expires_at: DateTime<Utc>) -> Result<(), Error> {
         sessions::Entity::update_many()
-            .col_expr(sessions::Column::ExpiresAt, sea_orm::sea_query::Expr::value(expires_at))
-            .col_expr(sessions::Column::RenewedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .col_expr(
+                sessions::Column::ExpiresAt,
+                sea_orm::sea_query::Expr::value(expires_at),
+            )
+            .col_expr(
+                sessions::Column::RenewedAt,
+                sea_orm::sea_query::Expr::value(Utc::now()),
+            )
             .filter(sessions::Column::Id.eq(id))
             .exec(&self.conn)
             .await

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use tidings_domain::{Caller, Error, ExternalId, Role, format_timestamp, validate_email};
 use tidings_persistence::{NewUser, OrganizationRecord};
 
-use crate::auth::{UserOutput, ensure_default_organization, hash_password};
 use crate::Ctx;
+use crate::auth::{UserOutput, ensure_default_organization, hash_password};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +36,10 @@ impl From<OrganizationRecord> for OrganizationOutput {
 pub(crate) fn validate_name(field: &str, value: &str, max: usize) -> Result<String, Error> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max {
-        return Err(Error::field(field, format!("must be 1 to {max} characters")));
+        return Err(Error::field(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -82,7 +85,10 @@ async fn target_organization(ctx: &Ctx, requested: Option<String>) -> Result<Ext
         (_, None) => ensure_default_organization(ctx.db()).await,
         (_, Some(id)) => match ctx.db().organization(&id).await? {
             Some(_) => Ok(id),
-            None => Err(Error::field("organizationId", format!("unknown organization {id}"))),
+            None => Err(Error::field(
+                "organizationId",
+                format!("unknown organization {id}"),
+            )),
         },
     }
 }
@@ -92,7 +98,10 @@ pub(crate) async fn create_user(ctx: Ctx, input: CreateUserInput) -> Result<User
         Some(id) => ExternalId::parse("id", &id)?,
         None => ExternalId::generate(),
     };
-    let email = input.email.map(|e| validate_email("email", &e)).transpose()?;
+    let email = input
+        .email
+        .map(|e| validate_email("email", &e))
+        .transpose()?;
     let name = match input.name {
         Some(name) => validate_name("name", &name, 200)?,
         None => String::new(),
@@ -101,7 +110,10 @@ pub(crate) async fn create_user(ctx: Ctx, input: CreateUserInput) -> Result<User
         None | Some("user") => Role::User,
         Some("admin") => Role::Admin,
         Some(other) => {
-            return Err(Error::field("role", format!("must be \"user\" or \"admin\", got {other:?}")));
+            return Err(Error::field(
+                "role",
+                format!("must be \"user\" or \"admin\", got {other:?}"),
+            ));
         }
     };
     let password_hash = match input.password {
@@ -120,7 +132,14 @@ pub(crate) async fn create_user(ctx: Ctx, input: CreateUserInput) -> Result<User
     let organization_id = target_organization(&ctx, input.organization_id).await?;
     let user = ctx
         .db()
-        .create_user(NewUser { id, organization_id, email, name, password_hash, role })
+        .create_user(NewUser {
+            id,
+            organization_id,
+            email,
+            name,
+            password_hash,
+            role,
+        })
         .await?;
     Ok(user.into())
 }

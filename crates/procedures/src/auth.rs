@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
@@ -52,7 +52,11 @@ pub async fn resolve_caller(
     session: &crate::SessionSlot,
 ) -> Result<Option<Caller>, Error> {
     if let Some(key) = &credentials.bearer_key {
-        return Ok(app.db.service_by_key_hash(&sha256_hex(key)).await?.map(Caller::Service));
+        return Ok(app
+            .db
+            .service_by_key_hash(&sha256_hex(key))
+            .await?
+            .map(Caller::Service));
     }
     let Some(token) = &credentials.session_token else {
         return Ok(None);
@@ -70,8 +74,13 @@ pub async fn resolve_caller(
     let ttl = app.config.session_ttl;
     let ttl_chrono = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
     if now - found.renewed_at > ttl_chrono / 2 {
-        app.db.renew_session(found.caller.session_id, now + ttl_chrono).await?;
-        session.set(SessionChange::Set { token: token.clone(), max_age: ttl });
+        app.db
+            .renew_session(found.caller.session_id, now + ttl_chrono)
+            .await?;
+        session.set(SessionChange::Set {
+            token: token.clone(),
+            max_age: ttl,
+        });
     }
     Ok(Some(Caller::User(found.caller)))
 }
@@ -81,7 +90,8 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
     tokio_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|e| Error::internal(HashError(e.to_string())))?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|e| Error::internal(HashError(e.to_string())))?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -95,16 +105,18 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
         // Without a stored hash, verify against a fixed one anyway, so that the answer takes
         // as long for an unknown email as for a wrong password.
         let stored = hash.as_deref().unwrap_or(DUMMY_HASH);
-        let parsed = PasswordHash::new(stored).map_err(|e| Error::internal(HashError(e.to_string())))?;
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let parsed =
+            PasswordHash::new(stored).map_err(|e| Error::internal(HashError(e.to_string())))?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && hash.is_some())
     })
     .await
 }
 
 /// argon2id of a random password nobody knows, at the default parameters.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1Yw0Mb2yI3Uyq0I4GxkZ3gWJ0mXn3vj4u8uOQ3z9y2E";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1Yw0Mb2yI3Uyq0I4GxkZ3gWJ0mXn3vj4u8uOQ3z9y2E";
 
 #[derive(Debug)]
 struct HashError(String);
@@ -120,7 +132,9 @@ impl std::error::Error for HashError {}
 async fn tokio_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(Error::internal)?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::internal)?
 }
 
 /// A user as the account procedures show it.
@@ -160,10 +174,16 @@ pub(crate) struct LoginOutput {
     user: UserOutput,
 }
 
-async fn start_session(app: &App, user_id: &ExternalId, ttl: Duration) -> Result<(String, chrono::DateTime<Utc>), Error> {
+async fn start_session(
+    app: &App,
+    user_id: &ExternalId,
+    ttl: Duration,
+) -> Result<(String, chrono::DateTime<Utc>), Error> {
     let token = random_secret();
     let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
-    app.db.create_session(user_id, &sha256_hex(&token), expires_at).await?;
+    app.db
+        .create_session(user_id, &sha256_hex(&token), expires_at)
+        .await?;
     Ok((token, expires_at))
 }
 
@@ -179,12 +199,18 @@ pub(crate) async fn login(ctx: Ctx, input: LoginInput) -> Result<LoginOutput, Er
     };
     let ok = verify_password(input.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        return Err(Error::new(tidings_domain::ErrorCode::Unauthorized, "Invalid email or password"));
+        return Err(Error::new(
+            tidings_domain::ErrorCode::Unauthorized,
+            "Invalid email or password",
+        ));
     };
     // A fresh token on every sign-in, so a token planted before sign-in is worth nothing.
     let ttl = ctx.app.config.session_ttl;
     let (token, _) = start_session(&ctx.app, &user.id, ttl).await?;
-    ctx.session.set(SessionChange::Set { token, max_age: ttl });
+    ctx.session.set(SessionChange::Set {
+        token,
+        max_age: ttl,
+    });
     Ok(LoginOutput { user: user.into() })
 }
 
@@ -229,7 +255,10 @@ pub(crate) struct CreateSessionOutput {
 /// Sessions for host apps that sign users in themselves: at most a year.
 const MAX_SESSION_SECONDS: i64 = 366 * 24 * 60 * 60;
 
-pub(crate) async fn create_session(ctx: Ctx, input: CreateSessionInput) -> Result<CreateSessionOutput, Error> {
+pub(crate) async fn create_session(
+    ctx: Ctx,
+    input: CreateSessionInput,
+) -> Result<CreateSessionOutput, Error> {
     let user_id = ExternalId::parse("userId", &input.user_id)?;
     let ttl = match input.ttl_seconds {
         None => ctx.app.config.session_ttl,
@@ -311,7 +340,10 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_secret());
         let h = sha256_hex("abc");
-        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
@@ -322,7 +354,11 @@ mod tests {
     #[tokio::test]
     async fn passwords_verify() {
         let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
         assert!(!verify_password("x".into(), None).await.unwrap());
     }

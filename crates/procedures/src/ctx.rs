@@ -28,7 +28,10 @@ pub struct App {
 
 impl App {
     pub fn new(db: Db, config: AppConfig) -> Self {
-        Self { db, config: Arc::new(config) }
+        Self {
+            db,
+            config: Arc::new(config),
+        }
     }
 }
 

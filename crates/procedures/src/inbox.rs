@@ -78,7 +78,13 @@ pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<ListOutput, Error
         .transpose()?;
     let page = ctx
         .db()
-        .inbox_page(&user.user_id, status, input.unread_only.unwrap_or(false), before, limit as u64)
+        .inbox_page(
+            &user.user_id,
+            status,
+            input.unread_only.unwrap_or(false),
+            before,
+            limit as u64,
+        )
         .await?;
     let next_cursor = if page.has_more {
         page.items.last().map(|n| n.id.to_string())
@@ -99,7 +105,9 @@ pub(crate) struct CountOutput {
 
 pub(crate) async fn unread_count(ctx: Ctx, _: NoInput) -> Result<CountOutput, Error> {
     let user = ctx.user()?;
-    Ok(CountOutput { count: ctx.db().unread_count(&user.user_id).await? })
+    Ok(CountOutput {
+        count: ctx.db().unread_count(&user.user_id).await?,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -112,7 +120,11 @@ pub(crate) struct CountsOutput {
 pub(crate) async fn counts(ctx: Ctx, _: NoInput) -> Result<CountsOutput, Error> {
     let user = ctx.user()?;
     let c = ctx.db().counts(&user.user_id).await?;
-    Ok(CountsOutput { unread: c.unread, unseen: c.unseen, total: c.total })
+    Ok(CountsOutput {
+        unread: c.unread,
+        unseen: c.unseen,
+        total: c.total,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,11 +168,17 @@ pub(crate) struct ChangedOutput {
 pub(crate) async fn mark_all_as_read(ctx: Ctx, _: NoInput) -> Result<ChangedOutput, Error> {
     let user = ctx.user()?;
     let count = ctx.db().mark_all_read(&user.user_id).await?;
-    Ok(ChangedOutput { success: true, count })
+    Ok(ChangedOutput {
+        success: true,
+        count,
+    })
 }
 
 pub(crate) async fn mark_all_as_seen(ctx: Ctx, _: NoInput) -> Result<ChangedOutput, Error> {
     let user = ctx.user()?;
     let count = ctx.db().mark_all_seen(&user.user_id).await?;
-    Ok(ChangedOutput { success: true, count })
+    Ok(ChangedOutput {
+        success: true,
+        count,
+    })
 }

@@ -32,7 +32,10 @@ pub(crate) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
 pub(crate) fn decode_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, Error> {
     if !value.is_object() {
         let field = if prefix.is_empty() { "input" } else { prefix };
-        return Err(Error::field(field, format!("must be an object, got {}", kind(&value))));
+        return Err(Error::field(
+            field,
+            format!("must be an object, got {}", kind(&value)),
+        ));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let mut path = err.path().to_string();
@@ -42,7 +45,11 @@ pub(crate) fn decode_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Resu
             .strip_prefix("missing field `")
             .and_then(|rest| rest.strip_suffix('`'))
         {
-            path = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+            path = if path == "." {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
             inner = "is required".to_owned();
         }
         let field = match (prefix.is_empty(), path == ".") {
@@ -85,9 +92,18 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             (json!({}), "id: is required"),
-            (json!({"id": 1}), "id: invalid type: integer `1`, expected a string"),
-            (json!({"id": "a", "limit": "10"}), "limit: invalid type: string \"10\", expected i64"),
-            (json!({"id": "a", "nope": 1}), "nope: unknown field `nope`, expected `id` or `limit`"),
+            (
+                json!({"id": 1}),
+                "id: invalid type: integer `1`, expected a string",
+            ),
+            (
+                json!({"id": "a", "limit": "10"}),
+                "limit: invalid type: string \"10\", expected i64",
+            ),
+            (
+                json!({"id": "a", "nope": 1}),
+                "nope: unknown field `nope`, expected `id` or `limit`",
+            ),
             (json!("x"), "input: must be an object, got a string"),
         ];
         for (value, want) in cases {

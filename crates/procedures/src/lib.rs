@@ -14,7 +14,9 @@ mod preferences;
 mod records;
 mod registry;
 
-pub use auth::{Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password, resolve_caller};
+pub use auth::{
+    Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password, resolve_caller,
+};
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
 pub use input::RawInput;
 pub use registry::{Access, Kind, Procedure, Registry};

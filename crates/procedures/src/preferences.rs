@@ -42,7 +42,8 @@ async fn types(ctx: &Ctx) -> Result<Vec<TypeChannels>, Error> {
 
 pub(crate) async fn get(ctx: Ctx, _: NoInput) -> Result<Map<String, Value>, Error> {
     let user = ctx.user()?;
-    let (types, overrides) = futures::try_join!(types(&ctx), ctx.db().preference_overrides(&user.user_id))?;
+    let (types, overrides) =
+        futures::try_join!(types(&ctx), ctx.db().preference_overrides(&user.user_id))?;
     Ok(document(&types, &overrides))
 }
 
@@ -65,7 +66,10 @@ pub(crate) async fn update(ctx: Ctx, input: UpdateInput) -> Result<UpdateOutput,
     let user = ctx.user()?;
     let channel = Channel::parse("channel", &input.channel)?;
     let Some(kind) = ctx.db().notification_type(&input.kind).await? else {
-        return Err(Error::field("type", format!("unknown notification type {:?}", input.kind)));
+        return Err(Error::field(
+            "type",
+            format!("unknown notification type {:?}", input.kind),
+        ));
     };
     let kind = kind.channels;
     if kind.required {
@@ -80,8 +84,14 @@ pub(crate) async fn update(ctx: Ctx, input: UpdateInput) -> Result<UpdateOutput,
             format!("{} does not support the {channel} channel", kind.key),
         ));
     }
-    let choice = PreferenceOverride { channel, kind: kind.key.clone(), enabled: input.enabled };
-    ctx.db().set_preferences(&user.user_id, std::slice::from_ref(&choice)).await?;
+    let choice = PreferenceOverride {
+        channel,
+        kind: kind.key.clone(),
+        enabled: input.enabled,
+    };
+    ctx.db()
+        .set_preferences(&user.user_id, std::slice::from_ref(&choice))
+        .await?;
     let changed = Map::from_iter([(kind.key, Value::Bool(input.enabled))]);
     Ok(UpdateOutput {
         success: true,
@@ -95,16 +105,26 @@ pub(crate) struct DisableAllEmailOutput {
     message: &'static str,
 }
 
-pub(crate) async fn disable_all_email(ctx: Ctx, _: NoInput) -> Result<DisableAllEmailOutput, Error> {
+pub(crate) async fn disable_all_email(
+    ctx: Ctx,
+    _: NoInput,
+) -> Result<DisableAllEmailOutput, Error> {
     let user = ctx.user()?;
     let choices: Vec<PreferenceOverride> = types(&ctx)
         .await?
         .into_iter()
         .filter(|t| !t.required && t.email.supported)
-        .map(|t| PreferenceOverride { channel: Channel::Email, kind: t.key, enabled: false })
+        .map(|t| PreferenceOverride {
+            channel: Channel::Email,
+            kind: t.key,
+            enabled: false,
+        })
         .collect();
     ctx.db().set_preferences(&user.user_id, &choices).await?;
-    Ok(DisableAllEmailOutput { success: true, message: "All email notifications disabled" })
+    Ok(DisableAllEmailOutput {
+        success: true,
+        message: "All email notifications disabled",
+    })
 }
 
 #[cfg(test)]
@@ -115,14 +135,42 @@ mod tests {
 
     #[test]
     fn channels_list_supported_unrequired_types_in_order() {
-        let on = ChannelSetting { supported: true, default: true };
-        let none = ChannelSetting { supported: false, default: false };
+        let on = ChannelSetting {
+            supported: true,
+            default: true,
+        };
+        let none = ChannelSetting {
+            supported: false,
+            default: false,
+        };
         let types = vec![
-            TypeChannels { key: "b".into(), email: on, in_app: on, push: none, required: false },
-            TypeChannels { key: "a".into(), email: on, in_app: on, push: on, required: false },
-            TypeChannels { key: "r".into(), email: on, in_app: on, push: on, required: true },
+            TypeChannels {
+                key: "b".into(),
+                email: on,
+                in_app: on,
+                push: none,
+                required: false,
+            },
+            TypeChannels {
+                key: "a".into(),
+                email: on,
+                in_app: on,
+                push: on,
+                required: false,
+            },
+            TypeChannels {
+                key: "r".into(),
+                email: on,
+                in_app: on,
+                push: on,
+                required: true,
+            },
         ];
-        let overrides = [PreferenceOverride { channel: Channel::Email, kind: "a".into(), enabled: false }];
+        let overrides = [PreferenceOverride {
+            channel: Channel::Email,
+            kind: "a".into(),
+            enabled: false,
+        }];
         let doc = Value::Object(document(&types, &overrides));
         assert_eq!(
             serde_json::to_string(&doc).unwrap(),

@@ -76,7 +76,10 @@ impl From<NotificationRecord> for RecordOutput {
 fn text(field: &str, value: String, min: usize, max: usize) -> Result<String, Error> {
     let n = value.chars().count();
     if n < min || n > max {
-        return Err(Error::field(field, format!("must be {min} to {max} characters, got {n}")));
+        return Err(Error::field(
+            field,
+            format!("must be {min} to {max} characters, got {n}"),
+        ));
     }
     Ok(value)
 }
@@ -87,7 +90,13 @@ fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Optio
 
 /// Checks one record's fields; `at` is its place in the input (`""` or `[3]`).
 fn validate(at: &str, input: CreateInput) -> Result<(ExternalId, NewNotification), Error> {
-    let field = |name: &str| if at.is_empty() { name.to_owned() } else { format!("{at}.{name}") };
+    let field = |name: &str| {
+        if at.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
     let recipient = ExternalId::parse(&field("recipient"), &input.recipient)?;
     let kind = input.kind.unwrap_or_else(|| GENERAL_TYPE_KEY.to_owned());
     validate_type_key(&field("type"), &kind)?;
@@ -100,7 +109,12 @@ fn validate(at: &str, input: CreateInput) -> Result<(ExternalId, NewNotification
         user_id: recipient.clone(),
         kind,
         title: text(&field("subject"), input.subject, 1, 500)?,
-        message: text(&field("message"), input.message.unwrap_or_default(), 0, 10_000)?,
+        message: text(
+            &field("message"),
+            input.message.unwrap_or_default(),
+            0,
+            10_000,
+        )?,
         data,
         sender_id: optional_text(&field("senderId"), input.sender_id, 128)?,
         collection: optional_text(&field("collection"), input.collection, 100)?,
@@ -143,7 +157,11 @@ pub(crate) async fn create(ctx: Ctx, input: Value) -> Result<Value, Error> {
     };
     let organizations: HashMap<ExternalId, ExternalId> = found
         .into_iter()
-        .filter(|u| admin_org.as_ref().is_none_or(|org| *org == u.organization_id))
+        .filter(|u| {
+            admin_org
+                .as_ref()
+                .is_none_or(|org| *org == u.organization_id)
+        })
         .map(|u| (u.id, u.organization_id))
         .collect();
     let unknown: Vec<&str> = ids
@@ -152,15 +170,24 @@ pub(crate) async fn create(ctx: Ctx, input: Value) -> Result<Value, Error> {
         .map(|id| id.as_str())
         .collect();
     if !unknown.is_empty() {
-        return Err(Error::field("recipient", format!("unknown users: {}", unknown.join(", "))));
+        return Err(Error::field(
+            "recipient",
+            format!("unknown users: {}", unknown.join(", ")),
+        ));
     }
 
     let mut kinds: Vec<&str> = items.iter().map(|(_, n)| n.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
     let known = ctx.db().notification_types().await?;
-    if let Some(bad) = kinds.iter().find(|k| !known.iter().any(|t| t.channels.key == **k)) {
-        return Err(Error::field("type", format!("unknown notification type {bad:?}")));
+    if let Some(bad) = kinds
+        .iter()
+        .find(|k| !known.iter().any(|t| t.channels.key == **k))
+    {
+        return Err(Error::field(
+            "type",
+            format!("unknown notification type {bad:?}"),
+        ));
     }
 
     let rows = items

@@ -153,34 +153,139 @@ impl Registry {
     pub fn new() -> Self {
         use Access::*;
         use Kind::*;
-        let mut registry = Self { procedures: HashMap::new() };
+        let mut registry = Self {
+            procedures: HashMap::new(),
+        };
         // Accounts and sessions.
         registry.add("auth.login", Mutation, Public, true, handler(auth::login));
         registry.add("auth.logout", Mutation, User, false, handler(auth::logout));
         registry.add("auth.me", Query, User, false, handler(auth::me));
-        registry.add("sessions.create", Mutation, Service, true, handler(auth::create_session));
-        registry.add("organizations.create", Mutation, Admin, true, handler(accounts::create_organization));
-        registry.add("users.create", Mutation, Admin, true, handler(accounts::create_user));
+        registry.add(
+            "sessions.create",
+            Mutation,
+            Service,
+            true,
+            handler(auth::create_session),
+        );
+        registry.add(
+            "organizations.create",
+            Mutation,
+            Admin,
+            true,
+            handler(accounts::create_organization),
+        );
+        registry.add(
+            "users.create",
+            Mutation,
+            Admin,
+            true,
+            handler(accounts::create_user),
+        );
         // Records.
-        registry.add("notifications.create", Mutation, Admin, true, raw_handler(records::create));
+        registry.add(
+            "notifications.create",
+            Mutation,
+            Admin,
+            true,
+            raw_handler(records::create),
+        );
         // The inbox.
-        registry.add("notifications.list", Query, User, true, handler(inbox::list));
-        registry.add("notifications.unreadCount", Query, User, false, handler(inbox::unread_count));
-        registry.add("notifications.counts", Query, User, false, handler(inbox::counts));
-        registry.add("notifications.markAsRead", Mutation, User, true, handler(inbox::mark_as_read));
-        registry.add("notifications.markAllAsRead", Mutation, User, true, handler(inbox::mark_all_as_read));
-        registry.add("notifications.markAllAsSeen", Mutation, User, true, handler(inbox::mark_all_as_seen));
-        registry.add("notifications.delete", Mutation, User, true, handler(inbox::delete));
-        registry.add("notifications.archive", Mutation, User, true, handler(inbox::archive));
+        registry.add(
+            "notifications.list",
+            Query,
+            User,
+            true,
+            handler(inbox::list),
+        );
+        registry.add(
+            "notifications.unreadCount",
+            Query,
+            User,
+            false,
+            handler(inbox::unread_count),
+        );
+        registry.add(
+            "notifications.counts",
+            Query,
+            User,
+            false,
+            handler(inbox::counts),
+        );
+        registry.add(
+            "notifications.markAsRead",
+            Mutation,
+            User,
+            true,
+            handler(inbox::mark_as_read),
+        );
+        registry.add(
+            "notifications.markAllAsRead",
+            Mutation,
+            User,
+            true,
+            handler(inbox::mark_all_as_read),
+        );
+        registry.add(
+            "notifications.markAllAsSeen",
+            Mutation,
+            User,
+            true,
+            handler(inbox::mark_all_as_seen),
+        );
+        registry.add(
+            "notifications.delete",
+            Mutation,
+            User,
+            true,
+            handler(inbox::delete),
+        );
+        registry.add(
+            "notifications.archive",
+            Mutation,
+            User,
+            true,
+            handler(inbox::archive),
+        );
         // Preferences.
-        registry.add("notifications.getPreferences", Query, User, false, handler(preferences::get));
-        registry.add("notifications.updatePreferences", Mutation, User, true, handler(preferences::update));
-        registry.add("notifications.disableAllEmail", Mutation, User, true, handler(preferences::disable_all_email));
+        registry.add(
+            "notifications.getPreferences",
+            Query,
+            User,
+            false,
+            handler(preferences::get),
+        );
+        registry.add(
+            "notifications.updatePreferences",
+            Mutation,
+            User,
+            true,
+            handler(preferences::update),
+        );
+        registry.add(
+            "notifications.disableAllEmail",
+            Mutation,
+            User,
+            true,
+            handler(preferences::disable_all_email),
+        );
         registry
     }
 
-    fn add(&mut self, name: &'static str, kind: Kind, access: Access, takes_input: bool, handler: Handler) {
-        let procedure = Procedure { name, kind, access, takes_input, handler };
+    fn add(
+        &mut self,
+        name: &'static str,
+        kind: Kind,
+        access: Access,
+        takes_input: bool,
+        handler: Handler,
+    ) {
+        let procedure = Procedure {
+            name,
+            kind,
+            access,
+            takes_input,
+            handler,
+        };
         assert!(
             self.procedures.insert(name, procedure).is_none(),
             "procedure {name} registered twice"
