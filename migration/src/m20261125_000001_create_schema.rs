@@ -466,7 +466,9 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(Notifications::Title).text().not_null())
                     .col(ColumnDef::new(Notifications::Message).text().not_null())
-                    .col(ColumnDef::new(Notifications::Data).json().null())
+                    // JSON kept as text: PostgreSQL's json casts from the jsonb that drivers send reorder keys,
+                    // and a notification's data comes back exactly as it was given.
+                    .col(ColumnDef::new(Notifications::Data).text().null())
                     .col(flag(Notifications::Read, false))
                     .col(
                         ColumnDef::new(Notifications::ReadAt)

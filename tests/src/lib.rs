@@ -119,6 +119,11 @@ impl TestDb {
         }
     }
 
+    /// The same database reached at another URL (through a proxy, say); still dropped as itself.
+    pub fn with_url(self, url: String) -> Self {
+        Self { url, ..self }
+    }
+
     pub async fn drop_now(self) {
         match self.cleanup {
             Cleanup::File(path) => {

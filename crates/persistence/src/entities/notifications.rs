@@ -11,7 +11,8 @@ pub struct Model {
     pub r#type: String,
     pub title: String,
     pub message: String,
-    pub data: Option<Json>,
+    /// A JSON object, as text.
+    pub data: Option<String>,
     pub read: bool,
     pub read_at: Option<DateTimeUtc>,
     pub seen_at: Option<DateTimeUtc>,
