@@ -353,8 +353,11 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     } else {
         StatusCode::MULTI_STATUS
     };
+    // The reference sets `Allow` on the shared response headers whenever a call in the batch
+    // has the wrong method, whatever the batch's status; the last such call's value wins.
+    let allow = answers.iter().rev().find_map(|a| a.allow);
     let body = Value::Array(answers.into_iter().map(|a| a.body).collect());
-    json_response(status, &body, None)
+    json_response(status, &body, allow)
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {
