@@ -1,5 +1,5 @@
-//! Groups and memberships, the delivery outbox, push subscriptions and idempotency keys: what
-//! fan-out to many users needs.
+//! Groups and memberships, messages and the delivery outbox, push subscriptions and idempotency
+//! keys: what fan-out to many users needs.
 
 use sea_orm_migration::prelude::*;
 
@@ -35,18 +35,28 @@ enum GroupMembers {
     CreatedAt,
 }
 
+/// What one send said (its type, title, message and data), once for all its recipients.
+#[derive(DeriveIden)]
+enum Messages {
+    Table,
+    Id,
+    Type,
+    Title,
+    Message,
+    Data,
+    SenderId,
+    CreatedAt,
+}
+
 #[derive(DeriveIden)]
 enum Deliveries {
     Table,
     Id,
+    MessageId,
     NotificationId,
     UserId,
-    Type,
     Channel,
     Target,
-    Title,
-    Message,
-    Data,
     State,
     Attempts,
     NextAttemptAt,
@@ -91,8 +101,17 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(UserGroups::Table)
-                    .col(ColumnDef::new(UserGroups::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(UserGroups::OrganizationId).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(UserGroups::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(UserGroups::OrganizationId)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(UserGroups::Name).string_len(200).not_null())
                     .col(now(UserGroups::CreatedAt))
                     .foreign_key(
@@ -121,9 +140,17 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(GroupMembers::Table)
                     .col(ColumnDef::new(GroupMembers::GroupId).uuid().not_null())
-                    .col(ColumnDef::new(GroupMembers::UserId).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(GroupMembers::UserId)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(now(GroupMembers::CreatedAt))
-                    .primary_key(Index::create().col(GroupMembers::GroupId).col(GroupMembers::UserId))
+                    .primary_key(
+                        Index::create()
+                            .col(GroupMembers::GroupId)
+                            .col(GroupMembers::UserId),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(GroupMembers::Table, GroupMembers::GroupId)
@@ -152,22 +179,59 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(Messages::Table)
+                    .col(ColumnDef::new(Messages::Id).uuid().not_null().primary_key())
+                    .col(ColumnDef::new(Messages::Type).string_len(100).not_null())
+                    .col(ColumnDef::new(Messages::Title).text().not_null())
+                    .col(ColumnDef::new(Messages::Message).text().not_null())
+                    .col(ColumnDef::new(Messages::Data).text().null())
+                    .col(ColumnDef::new(Messages::SenderId).string_len(128).null())
+                    .col(now(Messages::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
                     .table(Deliveries::Table)
-                    .col(ColumnDef::new(Deliveries::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Deliveries::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Deliveries::MessageId).uuid().not_null())
                     .col(ColumnDef::new(Deliveries::NotificationId).uuid().null())
-                    .col(ColumnDef::new(Deliveries::UserId).string_len(128).not_null())
-                    .col(ColumnDef::new(Deliveries::Type).string_len(100).not_null())
+                    .col(
+                        ColumnDef::new(Deliveries::UserId)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Deliveries::Channel).string_len(8).not_null())
                     .col(ColumnDef::new(Deliveries::Target).text().not_null())
-                    .col(ColumnDef::new(Deliveries::Title).text().not_null())
-                    .col(ColumnDef::new(Deliveries::Message).text().not_null())
-                    .col(ColumnDef::new(Deliveries::Data).text().null())
-                    .col(ColumnDef::new(Deliveries::State).string_len(16).not_null().default("pending"))
-                    .col(ColumnDef::new(Deliveries::Attempts).integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Deliveries::State)
+                            .string_len(16)
+                            .not_null()
+                            .default("pending"),
+                    )
+                    .col(
+                        ColumnDef::new(Deliveries::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .col(now(Deliveries::NextAttemptAt))
                     .col(ColumnDef::new(Deliveries::LastError).text().null())
                     .col(now(Deliveries::CreatedAt))
                     .col(now(Deliveries::UpdatedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Deliveries::Table, Deliveries::MessageId)
+                            .to(Messages::Table, Messages::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Deliveries::Table, Deliveries::UserId)
@@ -202,11 +266,33 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(PushSubscriptions::Table)
-                    .col(ColumnDef::new(PushSubscriptions::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(PushSubscriptions::UserId).string_len(128).not_null())
-                    .col(ColumnDef::new(PushSubscriptions::Endpoint).string_len(2048).not_null().unique_key())
-                    .col(ColumnDef::new(PushSubscriptions::P256dh).string_len(256).not_null())
-                    .col(ColumnDef::new(PushSubscriptions::Auth).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(PushSubscriptions::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(PushSubscriptions::UserId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PushSubscriptions::Endpoint)
+                            .string_len(2048)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(PushSubscriptions::P256dh)
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PushSubscriptions::Auth)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(now(PushSubscriptions::CreatedAt))
                     .foreign_key(
                         ForeignKey::create()
@@ -231,12 +317,28 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(IdempotencyKeys::Table)
-                    .col(ColumnDef::new(IdempotencyKeys::Scope).string_len(200).not_null())
-                    .col(ColumnDef::new(IdempotencyKeys::Key).string_len(200).not_null())
-                    .col(ColumnDef::new(IdempotencyKeys::RequestHash).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::Scope)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::Key)
+                            .string_len(200)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::RequestHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(IdempotencyKeys::Response).text().not_null())
                     .col(now(IdempotencyKeys::CreatedAt))
-                    .primary_key(Index::create().col(IdempotencyKeys::Scope).col(IdempotencyKeys::Key))
+                    .primary_key(
+                        Index::create()
+                            .col(IdempotencyKeys::Scope)
+                            .col(IdempotencyKeys::Key),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -248,10 +350,13 @@ impl MigrationTrait for Migration {
             IdempotencyKeys::Table.into_iden(),
             PushSubscriptions::Table.into_iden(),
             Deliveries::Table.into_iden(),
+            Messages::Table.into_iden(),
             GroupMembers::Table.into_iden(),
             UserGroups::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

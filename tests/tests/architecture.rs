@@ -69,7 +69,11 @@ fn only_persistence_and_migration_speak_to_the_database() {
         {
             continue;
         }
-        for dep in &package.dependencies {
+        let normal = package
+            .dependencies
+            .iter()
+            .filter(|d| d.kind == cargo_metadata::DependencyKind::Normal);
+        for dep in normal {
             assert!(
                 !dep.name.starts_with("sea-orm") && !dep.name.starts_with("sqlx"),
                 "{name} depends on {} directly; database access belongs in tidings-persistence",

@@ -31,6 +31,8 @@ pub enum Command {
     /// Manage service keys for internal callers.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Load demo data in bulk: users, notifications, and optionally one session each.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +130,7 @@ pub async fn run(command: Command, config: &Config) -> Result<String, Error> {
         Command::Serve => unreachable!("serve is run by main"),
         Command::Migrate => "Database is up to date".to_owned(),
         Command::Users(UsersCommand::Create(args)) => create_user(&db, args).await?.to_string(),
+        Command::Demo(args) => crate::demo::run(&db, args, config.session_ttl).await?,
         Command::Keys(KeysCommand::Create { name }) => create_service_key(&db, &name).await?.1,
         Command::Keys(KeysCommand::Revoke { name }) => {
             if db.revoke_service_key(&name).await? {

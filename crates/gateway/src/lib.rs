@@ -6,6 +6,7 @@
 
 pub mod cli;
 mod config;
+pub mod demo;
 mod server;
 mod session;
 mod trpc;

@@ -292,7 +292,7 @@ impl Db {
             .col_expr(
                 notifications::Column::ReadAt,
                 Func::coalesce([
-                    Expr::col(notifications::Column::ReadAt).into(),
+                    Expr::col(notifications::Column::ReadAt),
                     Expr::value(Utc::now()),
                 ])
                 .into(),

@@ -174,6 +174,14 @@ pub(crate) struct LoginOutput {
     user: UserOutput,
 }
 
+/// A new session token and the SHA-256 hex of it that is stored, for loaders that store
+/// sessions in bulk (`tidings demo`); `start_session` makes and stores one.
+pub fn new_session_token() -> (String, String) {
+    let token = random_secret();
+    let hash = sha256_hex(&token);
+    (token, hash)
+}
+
 async fn start_session(
     app: &App,
     user_id: &ExternalId,

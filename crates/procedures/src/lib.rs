@@ -8,14 +8,18 @@
 mod accounts;
 mod auth;
 mod ctx;
+mod groups;
 mod inbox;
 mod input;
+mod notify;
 mod preferences;
 mod records;
 mod registry;
+mod templates;
 
 pub use auth::{
-    Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password, resolve_caller,
+    Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password,
+    new_session_token, resolve_caller,
 };
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
 pub use input::RawInput;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tidings_domain::{Caller, Error, Role};
 
 use crate::input::{RawInput, decode};
-use crate::{Ctx, accounts, auth, inbox, preferences, records};
+use crate::{Ctx, accounts, auth, groups, inbox, notify, preferences, records};
 
 /// How a procedure is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +181,64 @@ impl Registry {
             true,
             handler(accounts::create_user),
         );
+        registry.add(
+            "organizations.list",
+            Query,
+            Admin,
+            false,
+            handler(accounts::list_organizations),
+        );
+        registry.add(
+            "users.list",
+            Query,
+            Admin,
+            true,
+            handler(accounts::list_users),
+        );
+        registry.add(
+            "users.update",
+            Mutation,
+            Admin,
+            true,
+            handler(accounts::update_user),
+        );
+        registry.add(
+            "users.delete",
+            Mutation,
+            Admin,
+            true,
+            handler(accounts::delete_user),
+        );
+        registry.add(
+            "users.upsertMany",
+            Mutation,
+            Admin,
+            true,
+            handler(accounts::upsert_many),
+        );
+        // Groups.
+        registry.add(
+            "groups.create",
+            Mutation,
+            Admin,
+            true,
+            handler(groups::create),
+        );
+        registry.add("groups.list", Query, Admin, true, handler(groups::list));
+        registry.add(
+            "groups.addMembers",
+            Mutation,
+            Admin,
+            true,
+            handler(groups::add_members),
+        );
+        registry.add(
+            "groups.removeMembers",
+            Mutation,
+            Admin,
+            true,
+            handler(groups::remove_members),
+        );
         // Records.
         registry.add(
             "notifications.create",
@@ -188,6 +246,28 @@ impl Registry {
             Admin,
             true,
             raw_handler(records::create),
+        );
+        // Fan-out and the types it renders.
+        registry.add(
+            "notifications.notify",
+            Mutation,
+            Admin,
+            true,
+            raw_handler(notify::notify),
+        );
+        registry.add(
+            "notificationTypes.upsert",
+            Mutation,
+            Admin,
+            true,
+            handler(notify::upsert_type),
+        );
+        registry.add(
+            "notificationTypes.list",
+            Query,
+            Admin,
+            false,
+            handler(notify::list_types),
         );
         // The inbox.
         registry.add(
