@@ -498,23 +498,14 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(Notifications::Item).string_len(256).null())
                     .col(created_at(Notifications::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Notifications::Table, Notifications::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Notifications::Table, Notifications::Type)
-                            .to(NotificationTypes::Table, NotificationTypes::Key)
-                            .on_update(ForeignKeyAction::Cascade),
-                    )
+                    // No foreign keys on this table: a fan-out writes a million rows at once and
+                    // PostgreSQL checks a foreign key with a trigger per row. Rows are written
+                    // only for existing users and types, and deleting a user deletes its rows.
                     .to_owned(),
             )
             .await?;
-        // The inbox page and the unread page/count: newest first within a user's status, so a
-        // read touches only that user's rows however large the table grows.
+        // Every inbox read (a page, the unread page, the counts) walks one user's entries of
+        // this index newest first; `read` rides along so unread filters need no table access.
         manager
             .create_index(
                 Index::create()
@@ -523,18 +514,7 @@ impl MigrationTrait for Migration {
                     .col(Notifications::UserId)
                     .col(Notifications::Status)
                     .col(Notifications::Id)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_notifications_unread")
-                    .table(Notifications::Table)
-                    .col(Notifications::UserId)
-                    .col(Notifications::Status)
                     .col(Notifications::Read)
-                    .col(Notifications::Id)
                     .to_owned(),
             )
             .await?;

@@ -226,18 +226,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Deliveries::LastError).text().null())
                     .col(now(Deliveries::CreatedAt))
                     .col(now(Deliveries::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Deliveries::Table, Deliveries::MessageId)
-                            .to(Messages::Table, Messages::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Deliveries::Table, Deliveries::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    // No foreign keys, as on notifications: a fan-out writes a row per recipient.
                     .to_owned(),
             )
             .await?;

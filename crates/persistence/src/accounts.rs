@@ -1,5 +1,8 @@
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionTrait,
+};
 use tidings_domain::{Error, ExternalId, Role};
 
 use crate::db::{Db, classify};
@@ -361,7 +364,21 @@ impl Db {
         if let Some(org) = only {
             delete = delete.filter(users::Column::OrganizationId.eq(org.as_str()));
         }
-        let done = delete.exec(&self.conn).await.map_err(classify)?;
+        let txn = self.conn.begin().await.map_err(classify)?;
+        let done = delete.exec(&txn).await.map_err(classify)?;
+        if done.rows_affected > 0 {
+            // Sessions, preferences, memberships and push subscriptions go by cascade; the
+            // high-volume tables have no foreign keys (see the schema) and are cleared here.
+            for table in ["notifications", "deliveries"] {
+                txn.execute_raw(self.stmt(
+                    &format!("DELETE FROM {table} WHERE user_id = ?"),
+                    [id.as_str().into()],
+                ))
+                .await
+                .map_err(classify)?;
+            }
+        }
+        txn.commit().await.map_err(classify)?;
         Ok(done.rows_affected > 0)
     }
 

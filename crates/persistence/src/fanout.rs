@@ -87,15 +87,13 @@ impl Dialect {
         }
     }
 
-    /// A new UUID v7 per row: the 8-byte prefix (timestamp, version, sequence) bound as 16 hex
-    /// digits, then the variant and 60 random bits, so rows of one call sort after earlier
-    /// calls' rows.
-    fn uuid_from_prefix(&self) -> &'static str {
+    /// A new UUID v7 per row of an `INSERT … SELECT`: the call's prefix bound as 24 hex digits
+    /// (see [`id_prefix`]) followed by the row's number, so rows of one call are distinct and
+    /// sort after earlier calls' rows. Cheaper per row than random bytes.
+    fn uuid_per_row(&self) -> &'static str {
         match self.0 {
-            Backend::Sqlite => "unhex(? || '8' || substr(hex(randomblob(8)), 1, 15))",
-            Backend::Postgres => {
-                "CAST(? || '8' || substr(replace(CAST(gen_random_uuid() AS text), '-', ''), 18, 15) AS uuid)"
-            }
+            Backend::Sqlite => "unhex(? || printf('%08x', ROW_NUMBER() OVER ()))",
+            Backend::Postgres => "CAST(? || lpad(to_hex(ROW_NUMBER() OVER ()), 8, '0') AS uuid)",
         }
     }
 
@@ -116,13 +114,15 @@ impl Dialect {
     }
 }
 
-/// The 16 hex digits of a fresh UUID v7's first 8 bytes.
-fn uuid_prefix() -> String {
+/// The first 24 hex digits of the ids of one statement's rows: a fresh UUID v7's timestamp,
+/// version and sequence (8 bytes), its variant, and 28 random bits, leaving 32 bits for the row
+/// number (see [`Dialect::uuid_per_row`]).
+fn id_prefix() -> String {
     let id = Uuid::now_v7();
-    id.as_bytes()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let bytes = id.as_bytes();
+    let mut hex: String = bytes[..12].iter().map(|b| format!("{b:02x}")).collect();
+    hex.truncate(24);
+    hex
 }
 
 fn json_array<'a>(ids: impl IntoIterator<Item = &'a str>) -> Value {
@@ -359,7 +359,7 @@ impl Db {
 
         // Each recipient once, with whether each channel reaches them.
         let (clause, where_values) = recipient_predicate(&dialect, &f.recipients);
-        let mut values: Vec<Value> = vec![uuid_prefix().into()];
+        let mut values: Vec<Value> = vec![id_prefix().into()];
         let mut joins = String::new();
         for (channel, alias) in [
             (Channel::InApp, "p_in_app"),
@@ -379,7 +379,7 @@ impl Db {
         let select = format!(
             "INSERT INTO fanout_recipients (user_id, organization_id, email, notification_id, in_app, email_on, push_on) \
              SELECT u.id, u.organization_id, u.email, {id}, {in_app}, {email}, {push} FROM users u{joins} WHERE {clause}",
-            id = dialect.uuid_from_prefix(),
+            id = dialect.uuid_per_row(),
             in_app = channel_expr(kind, Channel::InApp, "p_in_app"),
             email = channel_expr(kind, Channel::Email, "p_email"),
             push = channel_expr(kind, Channel::Push, "p_push"),
@@ -419,7 +419,7 @@ impl Db {
         )
         .await?;
 
-        let delivery_id = dialect.uuid_from_prefix();
+        let delivery_id = dialect.uuid_per_row();
         self.exec(
             txn,
             &format!(
@@ -427,7 +427,7 @@ impl Db {
                  SELECT {delivery_id}, ?, CASE WHEN in_app THEN notification_id END, user_id, 'email', email, 'pending', 0, ?, ?, ? \
                  FROM fanout_recipients WHERE email_on AND email IS NOT NULL"
             ),
-            vec![uuid_prefix().into(), message_id.into(), now.into(), now.into(), now.into()],
+            vec![id_prefix().into(), message_id.into(), now.into(), now.into(), now.into()],
         )
         .await?;
         self.exec(
@@ -437,7 +437,7 @@ impl Db {
                  SELECT {delivery_id}, ?, CASE WHEN r.in_app THEN r.notification_id END, r.user_id, 'push', s.endpoint, 'pending', 0, ?, ?, ? \
                  FROM fanout_recipients r JOIN push_subscriptions s ON s.user_id = r.user_id WHERE r.push_on"
             ),
-            vec![uuid_prefix().into(), message_id.into(), now.into(), now.into(), now.into()],
+            vec![id_prefix().into(), message_id.into(), now.into(), now.into(), now.into()],
         )
         .await?;
 
