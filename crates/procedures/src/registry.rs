@@ -150,204 +150,47 @@ impl Default for Registry {
 }
 
 impl Registry {
+    #[rustfmt::skip]
     pub fn new() -> Self {
         use Access::*;
         use Kind::*;
-        let mut registry = Self {
-            procedures: HashMap::new(),
-        };
+        let mut registry = Self { procedures: HashMap::new() };
         // Accounts and sessions.
         registry.add("auth.login", Mutation, Public, true, handler(auth::login));
         registry.add("auth.logout", Mutation, User, false, handler(auth::logout));
         registry.add("auth.me", Query, User, false, handler(auth::me));
-        registry.add(
-            "sessions.create",
-            Mutation,
-            Service,
-            true,
-            handler(auth::create_session),
-        );
-        registry.add(
-            "organizations.create",
-            Mutation,
-            Admin,
-            true,
-            handler(accounts::create_organization),
-        );
-        registry.add(
-            "users.create",
-            Mutation,
-            Admin,
-            true,
-            handler(accounts::create_user),
-        );
-        registry.add(
-            "organizations.list",
-            Query,
-            Admin,
-            false,
-            handler(accounts::list_organizations),
-        );
-        registry.add(
-            "users.list",
-            Query,
-            Admin,
-            true,
-            handler(accounts::list_users),
-        );
-        registry.add(
-            "users.update",
-            Mutation,
-            Admin,
-            true,
-            handler(accounts::update_user),
-        );
-        registry.add(
-            "users.delete",
-            Mutation,
-            Admin,
-            true,
-            handler(accounts::delete_user),
-        );
-        registry.add(
-            "users.upsertMany",
-            Mutation,
-            Admin,
-            true,
-            handler(accounts::upsert_many),
-        );
+        registry.add("sessions.create", Mutation, Service, true, handler(auth::create_session));
+        registry.add("organizations.create", Mutation, Admin, true, handler(accounts::create_organization));
+        registry.add("users.create", Mutation, Admin, true, handler(accounts::create_user));
+        registry.add("organizations.list", Query, Admin, false, handler(accounts::list_organizations));
+        registry.add("users.list", Query, Admin, true, handler(accounts::list_users));
+        registry.add("users.update", Mutation, Admin, true, handler(accounts::update_user));
+        registry.add("users.delete", Mutation, Admin, true, handler(accounts::delete_user));
+        registry.add("users.upsertMany", Mutation, Admin, true, handler(accounts::upsert_many));
         // Groups.
-        registry.add(
-            "groups.create",
-            Mutation,
-            Admin,
-            true,
-            handler(groups::create),
-        );
+        registry.add("groups.create", Mutation, Admin, true, handler(groups::create));
         registry.add("groups.list", Query, Admin, true, handler(groups::list));
-        registry.add(
-            "groups.addMembers",
-            Mutation,
-            Admin,
-            true,
-            handler(groups::add_members),
-        );
-        registry.add(
-            "groups.removeMembers",
-            Mutation,
-            Admin,
-            true,
-            handler(groups::remove_members),
-        );
+        registry.add("groups.addMembers", Mutation, Admin, true, handler(groups::add_members));
+        registry.add("groups.removeMembers", Mutation, Admin, true, handler(groups::remove_members));
         // Records.
-        registry.add(
-            "notifications.create",
-            Mutation,
-            Admin,
-            true,
-            raw_handler(records::create),
-        );
+        registry.add("notifications.create", Mutation, Admin, true, raw_handler(records::create));
         // Fan-out and the types it renders.
-        registry.add(
-            "notifications.notify",
-            Mutation,
-            Admin,
-            true,
-            raw_handler(notify::notify),
-        );
-        registry.add(
-            "notificationTypes.upsert",
-            Mutation,
-            Admin,
-            true,
-            handler(notify::upsert_type),
-        );
-        registry.add(
-            "notificationTypes.list",
-            Query,
-            Admin,
-            false,
-            handler(notify::list_types),
-        );
+        registry.add("notifications.notify", Mutation, Admin, true, raw_handler(notify::notify));
+        registry.add("notificationTypes.upsert", Mutation, Admin, true, handler(notify::upsert_type));
+        registry.add("notificationTypes.list", Query, Admin, false, handler(notify::list_types));
         // The inbox.
-        registry.add(
-            "notifications.list",
-            Query,
-            User,
-            true,
-            handler(inbox::list),
-        );
-        registry.add(
-            "notifications.unreadCount",
-            Query,
-            User,
-            false,
-            handler(inbox::unread_count),
-        );
-        registry.add(
-            "notifications.counts",
-            Query,
-            User,
-            false,
-            handler(inbox::counts),
-        );
-        registry.add(
-            "notifications.markAsRead",
-            Mutation,
-            User,
-            true,
-            handler(inbox::mark_as_read),
-        );
-        registry.add(
-            "notifications.markAllAsRead",
-            Mutation,
-            User,
-            true,
-            handler(inbox::mark_all_as_read),
-        );
-        registry.add(
-            "notifications.markAllAsSeen",
-            Mutation,
-            User,
-            true,
-            handler(inbox::mark_all_as_seen),
-        );
-        registry.add(
-            "notifications.delete",
-            Mutation,
-            User,
-            true,
-            handler(inbox::delete),
-        );
-        registry.add(
-            "notifications.archive",
-            Mutation,
-            User,
-            true,
-            handler(inbox::archive),
-        );
+        registry.add("notifications.list", Query, User, true, handler(inbox::list));
+        registry.add("notifications.unreadCount", Query, User, false, handler(inbox::unread_count));
+        registry.add("notifications.counts", Query, User, false, handler(inbox::counts));
+        registry.add("notifications.markAsRead", Mutation, User, true, handler(inbox::mark_as_read));
+        registry.add("notifications.markAllAsRead", Mutation, User, true, handler(inbox::mark_all_as_read));
+        registry.add("notifications.markAllAsSeen", Mutation, User, true, handler(inbox::mark_all_as_seen));
+        registry.add("notifications.delete", Mutation, User, true, handler(inbox::delete));
+        registry.add("notifications.archive", Mutation, User, true, handler(inbox::archive));
         // Preferences.
-        registry.add(
-            "notifications.getPreferences",
-            Query,
-            User,
-            false,
-            handler(preferences::get),
-        );
-        registry.add(
-            "notifications.updatePreferences",
-            Mutation,
-            User,
-            true,
-            handler(preferences::update),
-        );
-        registry.add(
-            "notifications.disableAllEmail",
-            Mutation,
-            User,
-            true,
-            handler(preferences::disable_all_email),
-        );
+        registry.add("notifications.getPreferences", Query, User, false, handler(preferences::get));
+        registry.add("notifications.updatePreferences", Mutation, User, true, handler(preferences::update));
+        registry.add("notifications.disableAllEmail", Mutation, User, true, handler(preferences::disable_all_email));
         registry
     }
 
