@@ -17,6 +17,31 @@ pub struct Config {
     pub session_ttl: Duration,
     /// `TIDINGS_ADMIN_EMAIL`: the first admin's email on an empty database.
     pub admin_email: String,
+    /// `TIDINGS_SSE_PING_SECONDS`: a subscription stream pings after this long without events.
+    pub sse_ping: Duration,
+    /// `TIDINGS_MAX_SUBSCRIPTIONS`: open subscriptions per process.
+    pub max_subscriptions: usize,
+    /// `TIDINGS_MAX_SUBSCRIPTIONS_PER_USER`: open subscriptions per user (and per WebSocket).
+    pub max_subscriptions_per_user: usize,
+}
+
+/// A whole number from `min` to `max`, or the variable's error.
+fn number(
+    variable: &'static str,
+    value: Option<String>,
+    default: u64,
+    (min, max): (u64, u64),
+) -> Result<u64, ConfigError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            variable,
+            reason: format!("must be a whole number from {min} to {max}, got {text:?}"),
+        }),
+    }
 }
 
 /// A configuration variable with a value Tidings cannot use.
@@ -120,6 +145,25 @@ impl Config {
         let admin_email =
             get("TIDINGS_ADMIN_EMAIL").unwrap_or_else(|| "admin@tidings.local".to_owned());
 
+        let sse_ping = Duration::from_secs(number(
+            "TIDINGS_SSE_PING_SECONDS",
+            get("TIDINGS_SSE_PING_SECONDS"),
+            10,
+            (1, 300),
+        )?);
+        let max_subscriptions = number(
+            "TIDINGS_MAX_SUBSCRIPTIONS",
+            get("TIDINGS_MAX_SUBSCRIPTIONS"),
+            50_000,
+            (1, 1_000_000),
+        )? as usize;
+        let max_subscriptions_per_user = number(
+            "TIDINGS_MAX_SUBSCRIPTIONS_PER_USER",
+            get("TIDINGS_MAX_SUBSCRIPTIONS_PER_USER"),
+            20,
+            (1, 10_000),
+        )? as usize;
+
         Ok(Self {
             database_url,
             listen,
@@ -127,6 +171,9 @@ impl Config {
             cookie_secure,
             session_ttl,
             admin_email,
+            sse_ping,
+            max_subscriptions,
+            max_subscriptions_per_user,
         })
     }
 }

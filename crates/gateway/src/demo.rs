@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tidings_domain::{ExternalId, NotificationId};
 use tidings_persistence::bulk::{BulkNotification, BulkSession, BulkUser};
 use tidings_procedures::{Db, Error, new_session_token};
+use tokio::task::JoinHandle;
 use uuid::{ContextV7, Timestamp, Uuid};
 
 /// The organization demo users belong to.
@@ -181,6 +182,11 @@ fn content(rng: &mut Rng) -> (&'static str, String, String, Option<Value>) {
     (kind, heading.to_owned(), message, data)
 }
 
+/// Waits for a batch being stored in the background.
+async fn finish(storing: JoinHandle<Result<u64, Error>>) -> Result<u64, Error> {
+    storing.await.map_err(Error::internal)?
+}
+
 fn at_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis)
         .single()
@@ -224,6 +230,7 @@ pub async fn run(db: &Db, args: DemoArgs, session_ttl: Duration) -> Result<Strin
     let context = ContextV7::new();
     let mut order: Vec<usize> = (0..user_ids.len()).collect();
     let mut batch = Vec::with_capacity(NOTIFICATIONS_PER_TRANSACTION);
+    let mut storing: Option<JoinHandle<Result<u64, Error>>> = None;
     let mut loaded = 0u64;
     let mut slot = 0u64;
     let mut next_report = 100_000u64;
@@ -272,8 +279,19 @@ pub async fn run(db: &Db, args: DemoArgs, session_ttl: Duration) -> Result<Strin
                 created_at,
             });
             if batch.len() == NOTIFICATIONS_PER_TRANSACTION {
-                loaded += db.bulk_insert_notifications(&batch).await?;
-                batch.clear();
+                // Store this batch in the background while the next one is generated; one
+                // transaction at a time, so the database sees one writer.
+                let full = std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(NOTIFICATIONS_PER_TRANSACTION),
+                );
+                if let Some(previous) = storing.take() {
+                    loaded += finish(previous).await?;
+                }
+                let db = db.clone();
+                storing = Some(tokio::spawn(async move {
+                    db.bulk_insert_notifications(&full).await
+                }));
                 if loaded >= next_report {
                     eprintln!(
                         "demo: {loaded}/{total} notifications ({:.1} s)",
@@ -283,6 +301,9 @@ pub async fn run(db: &Db, args: DemoArgs, session_ttl: Duration) -> Result<Strin
                 }
             }
         }
+    }
+    if let Some(previous) = storing.take() {
+        loaded += finish(previous).await?;
     }
     if !batch.is_empty() {
         loaded += db.bulk_insert_notifications(&batch).await?;

@@ -7,6 +7,7 @@
 pub mod cli;
 mod config;
 pub mod demo;
+mod rpc;
 mod server;
 mod session;
 mod trpc;

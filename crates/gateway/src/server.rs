@@ -6,13 +6,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tidings_procedures::{App, AppConfig, Db, Error, Registry};
+use tidings_procedures::{App, AppConfig, Db, Error, Registry, SubscriptionLimits};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::Config;
+use crate::rpc::{self, RpcState};
 use crate::session::{self, SessionState};
 use crate::trpc::{self, TrpcState};
 
@@ -67,9 +68,17 @@ fn json_status(status: StatusCode, body: &'static str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Builds every route of the service over one app.
-pub fn router(app: App, config: &Config) -> Router {
+/// Builds every route of the service over one app; `stop` ends JSON-RPC connections.
+pub fn router(app: App, config: &Config, stop: jsonrpsee::server::StopHandle) -> Router {
     let registry = Arc::new(Registry::new());
+    let json_rpc = Router::new()
+        .route("/rpc", any(rpc::handle))
+        .with_state(RpcState::new(
+            app.clone(),
+            registry.clone(),
+            config.max_subscriptions_per_user as u32,
+            stop,
+        ));
     let session_state = SessionState {
         app: app.clone(),
         allowed_origins: Arc::new(config.allowed_origins.clone()),
@@ -81,6 +90,7 @@ pub fn router(app: App, config: &Config) -> Router {
         .with_state(TrpcState {
             app: app.clone(),
             registry,
+            ping_interval: config.sse_ping,
         })
         .layer(axum::middleware::from_fn_with_state(
             session_state,
@@ -90,7 +100,8 @@ pub fn router(app: App, config: &Config) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(app)
-        .merge(rpc);
+        .merge(rpc)
+        .merge(json_rpc);
     if !config.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
             .allowed_origins
@@ -121,13 +132,20 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     {
         eprintln!("Created the first admin: {email} with one-time password {password}");
     }
-    let app = App::new(
+    let app = App::start(
         db.clone(),
         AppConfig {
             session_ttl: config.session_ttl,
+            subscriptions: SubscriptionLimits {
+                per_user: config.max_subscriptions_per_user,
+                total: config.max_subscriptions,
+            },
         },
-    );
-    let router = router(app, &config);
+    )
+    .await?;
+    let (stop, rpc_server) = jsonrpsee::server::stop_channel();
+    let hub = app.hub.clone();
+    let router = router(app, &config, stop);
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         Error::bad_request(format!(
             "TIDINGS_LISTEN: cannot listen on {}: {e}",
@@ -143,6 +161,9 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
                     _ = rx => {}
                     _ = shutdown_signal() => {}
                 }
+                // Long-lived streams would hold the drain open: end them.
+                hub.close();
+                let _ = rpc_server.stop();
             })
             .await
     });

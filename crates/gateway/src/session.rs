@@ -33,7 +33,7 @@ pub struct SessionState {
     pub cookie_secure: bool,
 }
 
-fn credentials(headers: &HeaderMap) -> Credentials {
+pub fn credentials(headers: &HeaderMap) -> Credentials {
     let bearer_key = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

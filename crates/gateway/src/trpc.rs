@@ -6,15 +6,19 @@
 //! come before authentication (401), which comes before input parsing and validation (400).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE, VARY};
+use axum::http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, VARY};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
-use tidings_procedures::{App, Ctx, Error, ErrorCode, Kind, Procedure, RawInput, Registry};
+use tidings_procedures::{
+    App, Ctx, Error, ErrorCode, EventStream, Kind, Procedure, RawInput, Registry, SubEvent,
+};
 
 use crate::session::RequestAuth;
 
@@ -25,6 +29,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct TrpcState {
     pub app: App,
     pub registry: Arc<Registry>,
+    /// A subscription stream sends `event: ping` after this long without any event.
+    pub ping_interval: Duration,
 }
 
 /// The body and status of one call's answer.
@@ -303,6 +309,13 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
         vec![path.as_str()]
     };
     let procedures: Vec<Option<&Procedure>> = paths.iter().map(|p| state.registry.get(p)).collect();
+    if let [Some(procedure)] = procedures.as_slice()
+        && !batch
+        && procedure.kind == Kind::Subscription
+    {
+        let input = with_last_event_id(inputs.take(0), &parts.headers, query);
+        return subscription_response(&state, procedure.name, &parts.method, auth, input);
+    }
     if batch {
         let mut kinds: Vec<Kind> = Vec::new();
         for kind in procedures.iter().flatten().map(|p| p.kind) {
@@ -358,6 +371,141 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     let allow = answers.iter().rev().find_map(|a| a.allow);
     let body = Value::Array(answers.into_iter().map(|a| a.body).collect());
     json_response(status, &body, allow)
+}
+
+/// tRPC's resume rule: the `Last-Event-ID` header, else `?lastEventId=` (else `?Last-Event-Id=`),
+/// goes into `input.lastEventId`, over any value the input had.
+fn with_last_event_id(input: RawInput, headers: &axum::http::HeaderMap, query: &str) -> RawInput {
+    let id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_param(query, "lastEventId").map(|c| c.into_owned()))
+        .or_else(|| query_param(query, "Last-Event-Id").map(|c| c.into_owned()));
+    let Some(id) = id else { return input };
+    match input {
+        RawInput::None => RawInput::Json(json!({ "lastEventId": id })),
+        RawInput::Json(Value::Object(mut map)) => {
+            map.insert("lastEventId".to_owned(), Value::String(id));
+            RawInput::Json(Value::Object(map))
+        }
+        other => other,
+    }
+}
+
+/// One server-sent event, ended by two blank lines as tRPC writes them.
+fn sse_frame(event: Option<&str>, data: &str, id: Option<&str>) -> Bytes {
+    let mut frame = String::with_capacity(data.len() + 48);
+    if let Some(event) = event {
+        frame.push_str("event: ");
+        frame.push_str(event);
+        frame.push('\n');
+    }
+    frame.push_str("data: ");
+    frame.push_str(data);
+    frame.push('\n');
+    if let Some(id) = id {
+        frame.push_str("id: ");
+        frame.push_str(id);
+        frame.push('\n');
+    }
+    frame.push_str("\n\n");
+    Bytes::from(frame)
+}
+
+fn sse_error(err: &Error, path: &str) -> Bytes {
+    if err.code == ErrorCode::InternalServerError {
+        tracing::error!(procedure = path, error = %err, "subscription failed");
+    }
+    let body = error_body(err, Some(path));
+    sse_frame(Some("serialized-error"), &body["error"].to_string(), None)
+}
+
+/// A subscription over tRPC's server-sent events: always `200 text/event-stream`, `connected`
+/// first, then data events (tracked by id), pings when idle, and errors as `serialized-error`
+/// events, so the client keeps the error's code.
+fn subscription_response(
+    state: &TrpcState,
+    path: &'static str,
+    method: &Method,
+    auth: RequestAuth,
+    input: RawInput,
+) -> Response {
+    let registry = state.registry.clone();
+    let app = state.app.clone();
+    let ping = state.ping_interval;
+    // On shutdown the stream ends without `return`, so the client reconnects elsewhere.
+    let hub = state.app.hub.clone();
+    let closing = async move { hub.closed().await };
+    let wrong_method = *method != Method::GET;
+    let method_text = method.to_string();
+    let events = async move {
+        let failed = |err: Error| stream::iter([sse_error(&err, path)]).boxed();
+        if wrong_method {
+            return failed(Error::new(
+                ErrorCode::MethodNotSupported,
+                format!(
+                    "Unsupported {method_text}-request to subscription procedure at path \"{path}\""
+                ),
+            ));
+        }
+        let caller = match auth.caller {
+            Ok(caller) => caller,
+            Err(err) => return failed(Error::new(err.code, err.message.clone())),
+        };
+        let ctx = Ctx {
+            app,
+            caller,
+            session: auth.session,
+        };
+        let Some(procedure) = registry.get(path) else {
+            return failed(Error::not_found(format!(
+                "No procedure found on path \"{path}\""
+            )));
+        };
+        match procedure.subscribe(ctx, input).await {
+            Ok(events) => pump(events, ping, path).take_until(closing).boxed(),
+            Err(err) => failed(err),
+        }
+    };
+    let body = stream::once(async { sse_frame(Some("connected"), "{}", None) })
+        .chain(stream::once(events).flatten())
+        .map(Ok::<_, std::convert::Infallible>);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(VARY, HeaderValue::from_static("trpc-accept, accept"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if wrong_method {
+        headers.insert(ALLOW, HeaderValue::from_static("GET"));
+    }
+    response
+}
+
+/// Frames a subscription's events, with a ping after `ping` of silence; a failure ends the
+/// stream with `serialized-error`, the subscription's own end with `return`.
+fn pump(
+    events: EventStream,
+    ping: Duration,
+    path: &'static str,
+) -> impl futures::Stream<Item = Bytes> {
+    stream::unfold(Some(events), move |events| async move {
+        let mut events = events?;
+        match tokio::time::timeout(ping, events.next()).await {
+            Err(_) => Some((sse_frame(Some("ping"), "", None), Some(events))),
+            Ok(Some(Ok(SubEvent::Data { id, data }))) => {
+                let data = json!({ "json": data }).to_string();
+                Some((sse_frame(None, &data, id.as_deref()), Some(events)))
+            }
+            Ok(Some(Err(err))) => Some((sse_error(&err, path), None)),
+            Ok(None) => Some((sse_frame(Some("return"), "", None), None)),
+        }
+    })
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {

@@ -67,6 +67,16 @@ impl Db {
         bind: impl Fn(&T, &mut Vec<Value>),
     ) -> Result<u64, Error> {
         let txn = self.conn.begin().await.map_err(classify)?;
+        if self.backend() == Backend::Sqlite {
+            // For this connection (a loader's connections end with it): a page cache large
+            // enough for the indexes being filled (2 MiB by default), and statement journals in
+            // memory rather than temporary files, which each multi-row INSERT writes to.
+            for pragma in ["PRAGMA cache_size = -262144", "PRAGMA temp_store = MEMORY"] {
+                txn.execute_raw(self.stmt(pragma, []))
+                    .await
+                    .map_err(classify)?;
+            }
+        }
         let mut affected = 0;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!("{head} VALUES {}{tail}", values_clause(tuple, chunk.len()));
@@ -181,15 +191,17 @@ impl Db {
         .await
     }
 
-    /// After a bulk load, leaves the tables as a long-running database would have them:
-    /// planner statistics on both engines and, on PostgreSQL, a vacuumed table whose
-    /// visibility map lets counts be index-only scans (what autovacuum does some time later).
+    /// After a bulk load, leaves the tables as a long-running database would have them. On
+    /// PostgreSQL: planner statistics and a vacuumed table, whose visibility map lets counts
+    /// be index-only scans (what autovacuum does some time later). On SQLite: nothing, as
+    /// Tidings never runs ANALYZE there; with the STAT4 statistics that ANALYZE gathers (the
+    /// bundled SQLite has STAT4), every statement filtering indexed columns by bound values
+    /// is re-prepared on each execution, which costs more than the plans gain.
     pub async fn refresh_after_bulk_load(&self) -> Result<(), Error> {
-        let sql = match self.backend() {
-            Backend::Sqlite => "ANALYZE",
-            Backend::Postgres => "VACUUM ANALYZE",
-        };
-        self.execute(sql, []).await.map(|_| ())
+        match self.backend() {
+            Backend::Sqlite => Ok(()),
+            Backend::Postgres => self.execute("VACUUM ANALYZE", []).await.map(|_| ()),
+        }
     }
 }
 

@@ -38,7 +38,10 @@ impl Db {
         options
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5));
+            .acquire_timeout(Duration::from_secs(5))
+            // Ping only connections idle for a while (dropped by a server, proxy or firewall),
+            // not on every checkout: that ping is one more round trip before every query.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
         match backend {
             Backend::Sqlite => {
                 // WAL lets readers run beside the one writer; NORMAL sync is durable in WAL
@@ -133,6 +136,41 @@ impl Db {
             .await
             .map(|r| r.rows_affected())
             .map_err(classify)
+    }
+
+    /// A transaction that reads and then writes. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`, waiting out the busy timeout): a deferred transaction that read
+    /// before another connection committed cannot upgrade to a writer and fails at once with
+    /// SQLITE_BUSY. PostgreSQL begins as usual.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, Error> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend == Backend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.conn
+            .begin_with_options(options)
+            .await
+            .map_err(classify)
+    }
+}
+
+/// Ends `txn` as `done` says: commits after success, rolls back at once after failure, so no
+/// lock taken in it outlives the call.
+pub(crate) async fn finish<T>(
+    txn: sea_orm::DatabaseTransaction,
+    done: Result<T, Error>,
+) -> Result<T, Error> {
+    match done {
+        Ok(value) => {
+            txn.commit().await.map_err(classify)?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = txn.rollback().await;
+            Err(err)
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! depend on procedures, HTTP or any transport.
 
 mod accounts;
+mod banners;
 pub mod bulk;
 mod db;
 mod entities;
@@ -13,10 +14,14 @@ mod groups;
 mod keys;
 mod notifications;
 mod preferences;
+mod realtime;
 mod sessions;
 mod types;
 
 pub use accounts::{NewUser, OrganizationRecord, UserChanges, UserRecord, UserUpsert, UsersPage};
+pub use banners::{
+    ActiveBanner, BannerChanges, BannerListing, BannerOrder, BannerPage, BannerRecord, NewBanner,
+};
 pub use db::{Backend, Db};
 pub use fanout::{
     Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdempotencyClaim, Recipients,
@@ -24,7 +29,9 @@ pub use fanout::{
 pub use groups::GroupRecord;
 pub use keys::ServiceKeyRecord;
 pub use notifications::{
-    Counts, InboxPage, NewNotification, NotificationRecord, OwnedUpdate, TypeRecord,
+    Counts, DeletedRecords, InboxPage, KeysOutcome, NewNotification, NotificationRecord,
+    OwnedUpdate, RecordChanges, RecordFilter, RecordQuery, RecordsPage, TextMatch, TypeRecord,
 };
 pub use preferences::PreferenceOverride;
+pub use realtime::{EVENTS_CHANNEL, Heard};
 pub use sessions::SessionLookup;

@@ -4,34 +4,50 @@ use std::time::Duration;
 use tidings_domain::{Caller, Error, UserCaller};
 use tidings_persistence::Db;
 
+use crate::realtime::{Hub, SubscriptionLimits};
+
 /// Settings the procedures need, built once by the composition root.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
     /// How long a session lives without use (sliding expiry).
     pub session_ttl: Duration,
+    /// Caps on open subscriptions.
+    pub subscriptions: SubscriptionLimits,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
         Self {
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            subscriptions: SubscriptionLimits::default(),
         }
     }
 }
 
-/// What every procedure call shares: the database and the configuration.
+/// What every procedure call shares: the database, the configuration and the live-update hub.
 #[derive(Clone, Debug)]
 pub struct App {
     pub db: Db,
     pub config: Arc<AppConfig>,
+    pub hub: Hub,
 }
 
 impl App {
+    /// An app whose hub has not started hearing other processes; see [`App::start`].
     pub fn new(db: Db, config: AppConfig) -> Self {
+        let hub = Hub::new(db.clone(), config.subscriptions);
         Self {
             db,
             config: Arc::new(config),
+            hub,
         }
+    }
+
+    /// An app that hears changes made by other processes on the same database.
+    pub async fn start(db: Db, config: AppConfig) -> Result<Self, Error> {
+        let app = Self::new(db, config);
+        app.hub.start().await?;
+        Ok(app)
     }
 }
 

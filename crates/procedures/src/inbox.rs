@@ -144,19 +144,25 @@ fn owned(outcome: OwnedUpdate) -> Result<Success, Error> {
 pub(crate) async fn mark_as_read(ctx: Ctx, input: IdInput) -> Result<Success, Error> {
     let user = ctx.user()?;
     let id = NotificationId::parse("id", &input.id)?;
-    owned(ctx.db().mark_read(&user.user_id, id).await?)
+    let done = owned(ctx.db().mark_read(&user.user_id, id).await?)?;
+    ctx.app.hub.users_changed([&user.user_id]).await;
+    Ok(done)
 }
 
 pub(crate) async fn delete(ctx: Ctx, input: IdInput) -> Result<Success, Error> {
     let user = ctx.user()?;
     let id = NotificationId::parse("id", &input.id)?;
-    owned(ctx.db().delete_notification(&user.user_id, id).await?)
+    let done = owned(ctx.db().delete_notification(&user.user_id, id).await?)?;
+    ctx.app.hub.users_changed([&user.user_id]).await;
+    Ok(done)
 }
 
 pub(crate) async fn archive(ctx: Ctx, input: IdInput) -> Result<Success, Error> {
     let user = ctx.user()?;
     let id = NotificationId::parse("id", &input.id)?;
-    owned(ctx.db().archive(&user.user_id, id).await?)
+    let done = owned(ctx.db().archive(&user.user_id, id).await?)?;
+    ctx.app.hub.users_changed([&user.user_id]).await;
+    Ok(done)
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +174,9 @@ pub(crate) struct ChangedOutput {
 pub(crate) async fn mark_all_as_read(ctx: Ctx, _: NoInput) -> Result<ChangedOutput, Error> {
     let user = ctx.user()?;
     let count = ctx.db().mark_all_read(&user.user_id).await?;
+    if count > 0 {
+        ctx.app.hub.users_changed([&user.user_id]).await;
+    }
     Ok(ChangedOutput {
         success: true,
         count,
@@ -177,6 +186,9 @@ pub(crate) async fn mark_all_as_read(ctx: Ctx, _: NoInput) -> Result<ChangedOutp
 pub(crate) async fn mark_all_as_seen(ctx: Ctx, _: NoInput) -> Result<ChangedOutput, Error> {
     let user = ctx.user()?;
     let count = ctx.db().mark_all_seen(&user.user_id).await?;
+    if count > 0 {
+        ctx.app.hub.users_changed([&user.user_id]).await;
+    }
     Ok(ChangedOutput {
         success: true,
         count,

@@ -7,12 +7,14 @@
 
 mod accounts;
 mod auth;
+mod banners;
 mod ctx;
 mod groups;
 mod inbox;
 mod input;
 mod notify;
 mod preferences;
+mod realtime;
 mod records;
 mod registry;
 mod templates;
@@ -23,6 +25,7 @@ pub use auth::{
 };
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
 pub use input::RawInput;
-pub use registry::{Access, Kind, Procedure, Registry};
+pub use realtime::{Hub, Signal, SubEvent, SubscriptionLimits};
+pub use registry::{Access, EventStream, Kind, Procedure, Registry};
 pub use tidings_domain::{Caller, Error, ErrorCode, ServiceCaller, UserCaller, format_timestamp};
 pub use tidings_persistence::Db;

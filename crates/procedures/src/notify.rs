@@ -443,6 +443,10 @@ pub(crate) async fn notify(ctx: Ctx, input: Value) -> Result<NotifyOutput, Error
     let started = std::time::Instant::now();
     match ctx.db().fan_out(&fanout).await? {
         FanoutOutcome::Sent { users_notified } => {
+            ctx.app
+                .hub
+                .many_changed(fanout.recipients.organization.as_ref())
+                .await;
             tracing::info!(
                 kind = %fanout.kind.key,
                 users_notified,

@@ -2,13 +2,15 @@ use std::collections::HashMap;
 use std::fmt;
 
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tidings_domain::{Caller, Error, Role};
 
 use crate::input::{RawInput, decode};
-use crate::{Ctx, accounts, auth, groups, inbox, notify, preferences, records};
+use crate::realtime::{self, SubEvent};
+use crate::{Ctx, accounts, auth, banners, groups, inbox, notify, preferences, records};
 
 /// How a procedure is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +43,20 @@ pub enum Access {
     Service,
 }
 
-type Handler = Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<Value, Error>> + Send + Sync>;
+type CallHandler =
+    Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<Value, Error>> + Send + Sync>;
+
+/// The events of an open subscription; an `Err` ends it.
+pub type EventStream = BoxStream<'static, Result<SubEvent, Error>>;
+
+type SubscribeHandler =
+    Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<EventStream, Error>> + Send + Sync>;
+
+/// What runs a procedure: a call answers once, a subscription streams events.
+enum Handler {
+    Call(CallHandler),
+    Subscribe(SubscribeHandler),
+}
 
 /// A named procedure with its kind, its access rule and its handler.
 pub struct Procedure {
@@ -64,15 +79,38 @@ impl fmt::Debug for Procedure {
 }
 
 impl Procedure {
-    /// Runs the procedure: access first, then input decoding, then the handler.
-    pub async fn call(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
+    /// Checks access, then decodes the input (only when the procedure reads it).
+    fn prepare(&self, ctx: &Ctx, input: RawInput) -> Result<Value, Error> {
         check_access(self.access, ctx.caller.as_ref())?;
-        let input = if self.takes_input {
-            input.into_value()?
+        if self.takes_input {
+            input.into_value()
         } else {
-            Value::Object(Default::default())
-        };
-        (self.handler)(ctx, input).await
+            Ok(Value::Object(Default::default()))
+        }
+    }
+
+    /// Runs a query or mutation: access first, then input decoding, then the handler.
+    pub async fn call(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
+        let input = self.prepare(&ctx, input)?;
+        match &self.handler {
+            Handler::Call(handler) => handler(ctx, input).await,
+            Handler::Subscribe(_) => Err(Error::bad_request(format!(
+                "{} is a subscription",
+                self.name
+            ))),
+        }
+    }
+
+    /// Opens a subscription: access first, then input decoding, then the stream of events.
+    pub async fn subscribe(&self, ctx: Ctx, input: RawInput) -> Result<EventStream, Error> {
+        let input = self.prepare(&ctx, input)?;
+        match &self.handler {
+            Handler::Subscribe(handler) => handler(ctx, input).await,
+            Handler::Call(_) => Err(Error::bad_request(format!(
+                "{} is not a subscription",
+                self.name
+            ))),
+        }
     }
 }
 
@@ -113,13 +151,28 @@ where
     F: Fn(Ctx, I) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = Result<O, Error>> + Send + 'static,
 {
-    Box::new(move |ctx, value| {
+    Handler::Call(Box::new(move |ctx, value| {
         Box::pin(async move {
             let input = decode::<I>(value)?;
             let output = f(ctx, input).await?;
             serde_json::to_value(output).map_err(Error::internal)
         })
-    })
+    }))
+}
+
+/// Wraps a typed subscription function as a handler over JSON.
+fn subscription<I, F, Fut>(f: F) -> Handler
+where
+    I: DeserializeOwned + Send + 'static,
+    F: Fn(Ctx, I) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = Result<EventStream, Error>> + Send + 'static,
+{
+    Handler::Subscribe(Box::new(move |ctx, value| {
+        Box::pin(async move {
+            let input = decode::<I>(value)?;
+            f(ctx, input).await
+        })
+    }))
 }
 
 /// Wraps a procedure that takes its input as raw JSON, for inputs that may be an object or an
@@ -130,12 +183,12 @@ where
     F: Fn(Ctx, Value) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = Result<O, Error>> + Send + 'static,
 {
-    Box::new(move |ctx, value| {
+    Handler::Call(Box::new(move |ctx, value| {
         Box::pin(async move {
             let output = f(ctx, value).await?;
             serde_json::to_value(output).map_err(Error::internal)
         })
-    })
+    }))
 }
 
 /// Marks a procedure without input: whatever the transport received is ignored.
@@ -174,6 +227,18 @@ impl Registry {
         registry.add("groups.removeMembers", Mutation, Admin, true, handler(groups::remove_members));
         // Records.
         registry.add("notifications.create", Mutation, Admin, true, raw_handler(records::create));
+        registry.add("notifications.get", Query, Admin, true, handler(records::get));
+        registry.add("notifications.query", Query, Admin, true, handler(records::query));
+        registry.add("notifications.update", Mutation, Admin, true, handler(records::update));
+        registry.add("notifications.updateMany", Mutation, Admin, true, handler(records::update_many));
+        registry.add("notifications.deleteMany", Mutation, Admin, true, handler(records::delete_many));
+        // Banners.
+        registry.add("banners.create", Mutation, Admin, true, handler(banners::create));
+        registry.add("banners.update", Mutation, Admin, true, handler(banners::update));
+        registry.add("banners.delete", Mutation, Admin, true, handler(banners::delete));
+        registry.add("banners.list", Query, Admin, true, handler(banners::list));
+        registry.add("banners.current", Query, User, false, handler(banners::current));
+        registry.add("banners.dismiss", Mutation, User, true, handler(banners::dismiss));
         // Fan-out and the types it renders.
         registry.add("notifications.notify", Mutation, Admin, true, raw_handler(notify::notify));
         registry.add("notificationTypes.upsert", Mutation, Admin, true, handler(notify::upsert_type));
@@ -187,6 +252,9 @@ impl Registry {
         registry.add("notifications.markAllAsSeen", Mutation, User, true, handler(inbox::mark_all_as_seen));
         registry.add("notifications.delete", Mutation, User, true, handler(inbox::delete));
         registry.add("notifications.archive", Mutation, User, true, handler(inbox::archive));
+        // Live updates.
+        registry.add("notifications.onNew", Subscription, User, true, subscription(realtime::on_new));
+        registry.add("notifications.onCounts", Subscription, User, false, subscription(realtime::on_counts));
         // Preferences.
         registry.add("notifications.getPreferences", Query, User, false, handler(preferences::get));
         registry.add("notifications.updatePreferences", Mutation, User, true, handler(preferences::update));

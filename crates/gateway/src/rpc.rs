@@ -1,0 +1,214 @@
+//! JSON-RPC 2.0 for internal services, served by jsonrpsee at `POST /rpc` and WebSocket
+//! `GET /rpc`, generated from the same procedure registry as tRPC.
+//!
+//! `params` is the procedure's input object (or absent), `result` its output; an error carries
+//! the tRPC number, the message and `data: {code, httpStatus, path}`. Credentials are checked on
+//! every call, so on a long-lived WebSocket a revoked session or key stops working at once.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use jsonrpsee::server::{
+    PendingSubscriptionSink, RpcModule, ServerConfig, StopHandle, SubscriptionMessage,
+    TowerServiceBuilder,
+};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use serde_json::{Value, json};
+use tidings_procedures::{
+    App, Credentials, Ctx, Error, Kind, Procedure, RawInput, Registry, SessionSlot, SubEvent,
+    resolve_caller,
+};
+
+/// What the JSON-RPC route needs per request.
+#[derive(Clone)]
+pub struct RpcState {
+    builder: TowerServiceBuilder<tower::layer::util::Identity, tower::layer::util::Identity>,
+    methods: jsonrpsee::Methods,
+    stop: StopHandle,
+}
+
+impl std::fmt::Debug for RpcState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcState").finish_non_exhaustive()
+    }
+}
+
+/// The credentials of a JSON-RPC request, looked up again on every call.
+#[derive(Clone, Debug)]
+pub struct RpcCredentials(pub Credentials);
+
+fn error_object(err: &Error, path: &str) -> ErrorObjectOwned {
+    if err.code == tidings_procedures::ErrorCode::InternalServerError {
+        tracing::error!(procedure = path, error = %err, "procedure failed");
+    }
+    let (key, number, status) = err.code.wire();
+    ErrorObjectOwned::owned(
+        number,
+        err.message.clone(),
+        Some(json!({"code": key, "httpStatus": status, "path": path})),
+    )
+}
+
+/// `params` as a procedure input: an object is the input; `[input]` (positional) also works.
+fn input(params: &Params<'_>) -> RawInput {
+    let Some(text) = params.as_str() else {
+        return RawInput::None;
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(mut items)) if items.len() <= 1 => {
+            items.pop().map_or(RawInput::None, RawInput::Json)
+        }
+        Ok(value) => RawInput::Json(value),
+        Err(e) => RawInput::Malformed(e.to_string()),
+    }
+}
+
+async fn context(app: &App, extensions: &jsonrpsee::Extensions) -> Result<Ctx, Error> {
+    let credentials = extensions
+        .get::<RpcCredentials>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    let caller = resolve_caller(app, &credentials, &SessionSlot::default()).await?;
+    Ok(Ctx {
+        app: app.clone(),
+        caller,
+        session: SessionSlot::default(),
+    })
+}
+
+async fn run_subscription(
+    app: App,
+    procedure: &Procedure,
+    params: Params<'static>,
+    pending: PendingSubscriptionSink,
+    extensions: jsonrpsee::Extensions,
+) {
+    let name = procedure.name;
+    let opened = match context(&app, &extensions).await {
+        Ok(ctx) => procedure.subscribe(ctx, input(&params)).await,
+        Err(err) => Err(err),
+    };
+    let mut events = match opened {
+        Ok(events) => events,
+        Err(err) => return pending.reject(error_object(&err, name)).await,
+    };
+    let Ok(sink) = pending.accept().await else {
+        return;
+    };
+    loop {
+        let event = tokio::select! {
+            _ = sink.closed() => return,
+            event = events.next() => event,
+        };
+        match event {
+            Some(Ok(SubEvent::Data { id, data })) => {
+                let message = json!({ "id": id, "data": data });
+                let Ok(raw) = serde_json::value::to_raw_value(&message) else {
+                    return;
+                };
+                if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(err)) => {
+                tracing::warn!(procedure = name, error = %err, "subscription ended by an error");
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// A jsonrpsee module with every procedure of `registry`.
+fn module(app: App, registry: Arc<Registry>) -> RpcModule<()> {
+    let mut module = RpcModule::new(());
+    for procedure in registry.iter() {
+        let name = procedure.name;
+        let app = app.clone();
+        let registry = registry.clone();
+        let registered = match procedure.kind {
+            Kind::Query | Kind::Mutation => module
+                .register_async_method(name, move |params, _, extensions| {
+                    let app = app.clone();
+                    let registry = registry.clone();
+                    async move {
+                        let procedure = registry.get(name).expect("registered");
+                        let ctx = context(&app, &extensions)
+                            .await
+                            .map_err(|e| error_object(&e, name))?;
+                        procedure
+                            .call(ctx, input(&params))
+                            .await
+                            .map_err(|e| error_object(&e, name))
+                    }
+                })
+                .map(|_| ()),
+            Kind::Subscription => {
+                // jsonrpsee wants 'static names; a handful per process start.
+                let unsubscribe: &'static str =
+                    Box::leak(format!("{name}.unsubscribe").into_boxed_str());
+                module
+                    .register_subscription(
+                        name,
+                        name,
+                        unsubscribe,
+                        move |params, pending, _, extensions| {
+                            let app = app.clone();
+                            let registry = registry.clone();
+                            async move {
+                                let procedure = registry.get(name).expect("registered");
+                                run_subscription(app, procedure, params, pending, extensions).await;
+                            }
+                        },
+                    )
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = registered {
+            tracing::error!(procedure = name, error = %e, "could not register a JSON-RPC method");
+        }
+    }
+    module
+}
+
+impl RpcState {
+    pub fn new(
+        app: App,
+        registry: Arc<Registry>,
+        max_subscriptions_per_connection: u32,
+        stop: StopHandle,
+    ) -> Self {
+        let config = ServerConfig::builder()
+            .max_request_body_size(crate::trpc::MAX_BODY as u32)
+            .max_subscriptions_per_connection(max_subscriptions_per_connection)
+            .build();
+        let builder = jsonrpsee::server::Server::builder()
+            .set_config(config)
+            .to_service_builder();
+        Self {
+            builder,
+            methods: module(app, registry).into(),
+            stop,
+        }
+    }
+}
+
+/// Hands a request at `/rpc` to jsonrpsee, which answers it or upgrades it to a WebSocket.
+pub async fn handle(State(state): State<RpcState>, mut request: Request) -> Response {
+    let credentials = crate::session::credentials(request.headers());
+    request.extensions_mut().insert(RpcCredentials(credentials));
+    let mut service = state
+        .builder
+        .build(state.methods.clone(), state.stop.clone());
+    match tower::Service::call(&mut service, request).await {
+        Ok(response) => response.map(Body::new),
+        Err(e) => {
+            tracing::error!(error = %e, "JSON-RPC transport failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! Live inbox updates: the hub that wakes subscriptions when a user's inbox changes, and the
+//! `notifications.onNew` / `notifications.onCounts` subscriptions.
+//!
+//! Signals carry only *who* changed, never the change itself: a woken subscription reads what
+//! is new from the database, from the last item it sent. So a signal can be coalesced, a slow
+//! subscriber never makes the hub buffer or block, a resumed subscription replays exactly what
+//! it missed, and the same code serves one process (SQLite, signals in memory) or many
+//! (PostgreSQL, signals by `NOTIFY`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tidings_domain::{Error, ErrorCode, ExternalId, NotificationId};
+use tidings_persistence::{Counts, Db, Heard, NotificationRecord};
+use tokio::sync::Notify;
+
+use crate::Ctx;
+use crate::inbox::InboxItem;
+
+/// One event of a subscription.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubEvent {
+    /// Data, with the id a client resumes from when it is tracked.
+    Data { id: Option<String>, data: Value },
+}
+
+/// Caps on open subscriptions.
+#[derive(Clone, Copy, Debug)]
+pub struct SubscriptionLimits {
+    pub per_user: usize,
+    pub total: usize,
+}
+
+impl Default for SubscriptionLimits {
+    fn default() -> Self {
+        Self {
+            per_user: 20,
+            total: 50_000,
+        }
+    }
+}
+
+/// Who changed, as a signal between processes says it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Signal {
+    /// These users' inboxes changed.
+    #[serde(default, rename = "u", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Every user of this organization may have new items.
+    #[serde(default, rename = "o", skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Every user may have new items.
+    #[serde(default, rename = "a", skip_serializing_if = "std::ops::Not::not")]
+    pub everyone: bool,
+}
+
+/// Signals listing more users than this are sent as "everyone" (a NOTIFY payload is small).
+const MAX_USERS_PER_SIGNAL: usize = 100;
+
+struct Subscriber {
+    id: u64,
+    organization: ExternalId,
+    wake: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_user: HashMap<String, Vec<Subscriber>>,
+}
+
+struct HubInner {
+    db: Db,
+    /// Turns true when the process shuts down; open streams end.
+    closing: tokio::sync::watch::Sender<bool>,
+    limits: SubscriptionLimits,
+    subscribers: Mutex<Registry>,
+    open: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+/// Wakes the subscriptions of this process when inboxes change, here or in another process.
+#[derive(Clone)]
+pub struct Hub(Arc<HubInner>);
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("open", &self.open()).finish()
+    }
+}
+
+/// An open subscription's place in the hub; leaving it (drop) frees the place.
+pub(crate) struct Subscription {
+    hub: Arc<HubInner>,
+    user: String,
+    id: u64,
+    pub(crate) wake: Arc<Notify>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut registry = self
+            .hub
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = registry.by_user.get_mut(&self.user) {
+            list.retain(|s| s.id != self.id);
+            if list.is_empty() {
+                registry.by_user.remove(&self.user);
+            }
+        }
+        self.hub.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Hub {
+    pub fn new(db: Db, limits: SubscriptionLimits) -> Self {
+        Self(Arc::new(HubInner {
+            db,
+            closing: tokio::sync::watch::channel(false).0,
+            limits,
+            subscribers: Mutex::default(),
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    /// Starts hearing other processes' signals (PostgreSQL); without it, on PostgreSQL, no
+    /// subscription would ever wake.
+    pub async fn start(&self) -> Result<(), Error> {
+        let Some(mut heard) = self.0.db.listen().await? else {
+            return Ok(());
+        };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Some(h) = heard.recv().await {
+                match h {
+                    Heard::Signal(payload) => match serde_json::from_str::<Signal>(&payload) {
+                        Ok(signal) => hub.dispatch(&signal),
+                        Err(e) => tracing::warn!(error = %e, "unreadable signal"),
+                    },
+                    // Signals may have been missed while the connection was down.
+                    Heard::Reconnected => hub.dispatch(&Signal {
+                        everyone: true,
+                        ..Signal::default()
+                    }),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Ends every open subscription stream of this process (on shutdown).
+    pub fn close(&self) {
+        self.0.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::close`] was called.
+    pub async fn closed(&self) {
+        let mut closing = self.0.closing.subscribe();
+        let _ = closing.wait_for(|closing| *closing).await;
+    }
+
+    /// How many subscriptions are open in this process.
+    pub fn open(&self) -> usize {
+        self.0.open.load(Ordering::Relaxed)
+    }
+
+    /// Tells every process that these users' inboxes changed. Errors are logged, not returned:
+    /// the change itself is already committed.
+    pub async fn users_changed(&self, users: impl IntoIterator<Item = &ExternalId>) {
+        let users: Vec<String> = users.into_iter().map(|u| u.as_str().to_owned()).collect();
+        let signal = if users.len() > MAX_USERS_PER_SIGNAL {
+            Signal {
+                everyone: true,
+                ..Signal::default()
+            }
+        } else {
+            Signal {
+                users,
+                ..Signal::default()
+            }
+        };
+        self.publish(signal).await;
+    }
+
+    /// Tells every process that every user of `organization` (or every user) may have news.
+    pub async fn many_changed(&self, organization: Option<&ExternalId>) {
+        let signal = match organization {
+            Some(org) => Signal {
+                organization: Some(org.as_str().to_owned()),
+                ..Signal::default()
+            },
+            None => Signal {
+                everyone: true,
+                ..Signal::default()
+            },
+        };
+        self.publish(signal).await;
+    }
+
+    async fn publish(&self, signal: Signal) {
+        if self.0.db.backend() == tidings_persistence::Backend::Postgres {
+            // Every process, this one included, hears it through the listener.
+            let payload = serde_json::to_string(&signal).unwrap_or_default();
+            if let Err(e) = self.0.db.signal(&payload).await {
+                tracing::warn!(error = %e, "could not signal a change");
+            }
+        } else {
+            self.dispatch(&signal);
+        }
+    }
+
+    fn dispatch(&self, signal: &Signal) {
+        let registry = self.0.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        let wake_all = |list: &Vec<Subscriber>| list.iter().for_each(|s| s.wake.notify_one());
+        if signal.everyone {
+            registry.by_user.values().for_each(wake_all);
+            return;
+        }
+        if let Some(org) = &signal.organization {
+            for list in registry.by_user.values() {
+                list.iter()
+                    .filter(|s| s.organization.as_str() == org)
+                    .for_each(|s| s.wake.notify_one());
+            }
+        }
+        for user in &signal.users {
+            if let Some(list) = registry.by_user.get(user) {
+                wake_all(list);
+            }
+        }
+    }
+
+    pub(crate) fn subscribe(
+        &self,
+        user: &ExternalId,
+        organization: &ExternalId,
+    ) -> Result<Subscription, Error> {
+        let inner = &self.0;
+        let mut registry = inner.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.open.load(Ordering::Relaxed) >= inner.limits.total {
+            return Err(Error::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "This server has its maximum of {} open subscriptions; try again later",
+                    inner.limits.total
+                ),
+            ));
+        }
+        let list = registry
+            .by_user
+            .entry(user.as_str().to_owned())
+            .or_default();
+        if list.len() >= inner.limits.per_user {
+            return Err(Error::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "At most {} open subscriptions per user",
+                    inner.limits.per_user
+                ),
+            ));
+        }
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let wake = Arc::new(Notify::new());
+        list.push(Subscriber {
+            id,
+            organization: organization.clone(),
+            wake: wake.clone(),
+        });
+        inner.open.fetch_add(1, Ordering::Relaxed);
+        Ok(Subscription {
+            hub: inner.clone(),
+            user: user.as_str().to_owned(),
+            id,
+            wake,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CountsOutput {
+    unread: u64,
+    unseen: u64,
+    total: u64,
+}
+
+impl From<Counts> for CountsOutput {
+    fn from(c: Counts) -> Self {
+        Self {
+            unread: c.unread,
+            unseen: c.unseen,
+            total: c.total,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewEvent {
+    notification: InboxItem,
+    unread_count: u64,
+    counts: CountsOutput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct OnNewInput {
+    last_event_id: Option<String>,
+}
+
+/// At most this many items per read while catching up; more are read on the next turn.
+const CATCH_UP_BATCH: u64 = 100;
+
+struct OnNewState {
+    db: Db,
+    user: ExternalId,
+    subscription: Subscription,
+    last: Option<NotificationId>,
+    pending: VecDeque<SubEvent>,
+}
+
+/// Events for `items` (oldest first), each with the counts as they were right after it: the
+/// counts now, less what the later items of the batch added.
+fn new_events(items: Vec<NotificationRecord>, now: Counts) -> Vec<SubEvent> {
+    let mut later = Counts {
+        unread: 0,
+        unseen: 0,
+        total: 0,
+    };
+    let mut events: Vec<SubEvent> = items
+        .into_iter()
+        .rev()
+        .map(|n| {
+            let at = Counts {
+                unread: now.unread.saturating_sub(later.unread),
+                unseen: now.unseen.saturating_sub(later.unseen),
+                total: now.total.saturating_sub(later.total),
+            };
+            later.total += 1;
+            later.unread += u64::from(!n.read);
+            later.unseen += u64::from(n.seen_at.is_none());
+            let id = n.id.to_string();
+            let event = NewEvent {
+                notification: n.into(),
+                unread_count: at.unread,
+                counts: at.into(),
+            };
+            SubEvent::Data {
+                id: Some(id),
+                data: serde_json::to_value(event).unwrap_or(Value::Null),
+            }
+        })
+        .collect();
+    events.reverse();
+    events
+}
+
+impl OnNewState {
+    async fn read_new(&mut self) -> Result<(), Error> {
+        let items = self
+            .db
+            .inbox_after(&self.user, self.last, CATCH_UP_BATCH)
+            .await?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        if items.len() as u64 == CATCH_UP_BATCH {
+            // More to read: come back at once.
+            self.subscription.wake.notify_one();
+        }
+        self.last = items.last().map(|n| n.id);
+        let counts = self.db.counts(&self.user).await?;
+        self.pending.extend(new_events(items, counts));
+        Ok(())
+    }
+}
+
+/// `notifications.onNew`: each new inbox item of the caller as it arrives; with `lastEventId`
+/// (the id of the last item received) first the items created since, oldest first.
+pub(crate) async fn on_new(
+    ctx: Ctx,
+    input: OnNewInput,
+) -> Result<BoxStream<'static, Result<SubEvent, Error>>, Error> {
+    let user = ctx.user()?.clone();
+    let subscription = ctx
+        .app
+        .hub
+        .subscribe(&user.user_id, &user.organization_id)?;
+    let db = ctx.db().clone();
+    // Resume after the given item when it is one of the caller's; an unknown id replays
+    // nothing, as tRPC does.
+    let resume = match input
+        .last_event_id
+        .as_deref()
+        .map(|id| NotificationId::parse("lastEventId", id))
+    {
+        Some(Ok(id)) => db
+            .notification(id)
+            .await?
+            .filter(|n| n.user_id == user.user_id)
+            .map(|n| n.id),
+        _ => None,
+    };
+    let last = match resume {
+        Some(id) => Some(id),
+        None => db.newest_inbox_id(&user.user_id).await?,
+    };
+    let mut state = OnNewState {
+        db,
+        user: user.user_id,
+        subscription,
+        last,
+        pending: VecDeque::new(),
+    };
+    if resume.is_some() {
+        state.read_new().await?;
+    }
+    Ok(stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        loop {
+            if let Some(event) = state.pending.pop_front() {
+                return Some((Ok(event), Some(state)));
+            }
+            state.subscription.wake.notified().await;
+            if let Err(e) = state.read_new().await {
+                return Some((Err(e), None));
+            }
+        }
+    })
+    .boxed())
+}
+
+/// `notifications.onCounts`: the caller's `{unread, unseen, total}` at once, then whenever
+/// they change, whatever changed them.
+pub(crate) async fn on_counts(
+    ctx: Ctx,
+    _: crate::registry::NoInput,
+) -> Result<BoxStream<'static, Result<SubEvent, Error>>, Error> {
+    let user = ctx.user()?.clone();
+    let subscription = ctx
+        .app
+        .hub
+        .subscribe(&user.user_id, &user.organization_id)?;
+    let db = ctx.db().clone();
+    let first = db.counts(&user.user_id).await?;
+    struct State {
+        db: Db,
+        user: ExternalId,
+        subscription: Subscription,
+        sent: Option<Counts>,
+        next: Option<Counts>,
+    }
+    let state = State {
+        db,
+        user: user.user_id,
+        subscription,
+        sent: None,
+        next: Some(first),
+    };
+    let event = |c: Counts| SubEvent::Data {
+        id: None,
+        data: serde_json::to_value(CountsOutput::from(c)).unwrap_or(Value::Null),
+    };
+    Ok(stream::unfold(Some(state), move |state| async move {
+        let mut state = state?;
+        loop {
+            if let Some(counts) = state.next.take().filter(|c| state.sent != Some(*c)) {
+                state.sent = Some(counts);
+                return Some((Ok(event(counts)), Some(state)));
+            }
+            state.subscription.wake.notified().await;
+            match state.db.counts(&state.user).await {
+                Ok(counts) => state.next = Some(counts),
+                Err(e) => return Some((Err(e), None)),
+            }
+        }
+    })
+    .boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_stay_small() {
+        let s = Signal {
+            users: vec!["ann".into()],
+            ..Signal::default()
+        };
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#"{"u":["ann"]}"#);
+        let all = Signal {
+            everyone: true,
+            ..Signal::default()
+        };
+        assert_eq!(serde_json::to_string(&all).unwrap(), r#"{"a":true}"#);
+        assert_eq!(
+            serde_json::from_str::<Signal>(r#"{"o":"acme"}"#)
+                .unwrap()
+                .organization
+                .as_deref(),
+            Some("acme")
+        );
+    }
+}
