@@ -298,11 +298,10 @@ pub(crate) async fn update_user(ctx: Ctx, input: UpdateUserInput) -> Result<User
         password_hash,
         role,
     };
-    ctx.db()
-        .update_user(&id, only, changes)
-        .await?
-        .map(Into::into)
-        .ok_or_else(|| user_not_found(&id))
+    let updated = ctx.db().update_user(&id, only, changes).await?;
+    // Sessions carry the user's role: forget cached ones.
+    ctx.app.hub.sessions_changed([&id]).await;
+    updated.map(Into::into).ok_or_else(|| user_not_found(&id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +314,8 @@ pub(crate) struct DeleteUserInput {
 pub(crate) async fn delete_user(ctx: Ctx, input: DeleteUserInput) -> Result<Success, Error> {
     let id = ExternalId::parse("id", &input.id)?;
     if ctx.db().delete_user(&id, admin_organization(&ctx)).await? {
+        ctx.app.hub.sessions_changed([&id]).await;
+        ctx.app.hub.users_changed([&id]).await;
         Ok(Success { success: true })
     } else {
         Err(user_not_found(&id))
@@ -518,6 +519,12 @@ pub(crate) async fn upsert_many(
         None => ExternalId::from_trusted(DEFAULT_ORGANIZATION.to_owned()),
     };
     ctx.db().upsert_users(&rows, &new_in, only).await?;
+    let changed: Vec<&ExternalId> = rows
+        .iter()
+        .filter(|r| existing.contains_key(&r.id))
+        .map(|r| &r.id)
+        .collect();
+    ctx.app.hub.sessions_changed(changed).await;
     let updated = rows.iter().filter(|r| existing.contains_key(&r.id)).count() as u64;
     Ok(UpsertManyOutput {
         created: rows.len() as u64 - updated,

@@ -64,7 +64,8 @@ pub async fn resolve_caller(
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
-    let Some(found) = app.db.session_by_token_hash(&sha256_hex(token)).await? else {
+    let token_hash = sha256_hex(token);
+    let Some(found) = app.hub.session(&token_hash).await? else {
         return Ok(None);
     };
     let now = Utc::now();
@@ -77,6 +78,8 @@ pub async fn resolve_caller(
         app.db
             .renew_session(found.caller.session_id, now + ttl_chrono)
             .await?;
+        // The cached copy still has the old times.
+        app.hub.sessions_changed([&found.caller.user_id]).await;
         session.set(SessionChange::Set {
             token: token.clone(),
             max_age: ttl,
@@ -230,6 +233,7 @@ pub(crate) struct Success {
 pub(crate) async fn logout(ctx: Ctx, _: NoInput) -> Result<Success, Error> {
     let user = ctx.user()?;
     ctx.db().delete_session(user.session_id).await?;
+    ctx.app.hub.sessions_changed([&user.user_id]).await;
     ctx.session.set(SessionChange::Clear);
     Ok(Success { success: true })
 }

@@ -105,8 +105,13 @@ pub(crate) struct CountOutput {
 
 pub(crate) async fn unread_count(ctx: Ctx, _: NoInput) -> Result<CountOutput, Error> {
     let user = ctx.user()?;
+    let counts = ctx
+        .app
+        .hub
+        .counts(&user.user_id, &user.organization_id)
+        .await?;
     Ok(CountOutput {
-        count: ctx.db().unread_count(&user.user_id).await?,
+        count: counts.unread,
     })
 }
 
@@ -119,7 +124,11 @@ pub(crate) struct CountsOutput {
 
 pub(crate) async fn counts(ctx: Ctx, _: NoInput) -> Result<CountsOutput, Error> {
     let user = ctx.user()?;
-    let c = ctx.db().counts(&user.user_id).await?;
+    let c = ctx
+        .app
+        .hub
+        .counts(&user.user_id, &user.organization_id)
+        .await?;
     Ok(CountsOutput {
         unread: c.unread,
         unseen: c.unseen,

@@ -8,6 +8,7 @@
 mod accounts;
 mod auth;
 mod banners;
+mod cache;
 mod ctx;
 mod groups;
 mod inbox;

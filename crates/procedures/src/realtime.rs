@@ -18,6 +18,8 @@ use tidings_domain::{Error, ErrorCode, ExternalId, NotificationId};
 use tidings_persistence::{Counts, Db, Heard, NotificationRecord};
 use tokio::sync::Notify;
 
+use crate::cache::Caches;
+
 use crate::Ctx;
 use crate::inbox::InboxItem;
 
@@ -56,6 +58,9 @@ pub struct Signal {
     /// Every user may have new items.
     #[serde(default, rename = "a", skip_serializing_if = "std::ops::Not::not")]
     pub everyone: bool,
+    /// These users' sessions or roles changed (sign-out, deletion, a new role).
+    #[serde(default, rename = "s", skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
 }
 
 /// Signals listing more users than this are sent as "everyone" (a NOTIFY payload is small).
@@ -74,6 +79,7 @@ struct Registry {
 
 struct HubInner {
     db: Db,
+    caches: Caches,
     /// Turns true when the process shuts down; open streams end.
     closing: tokio::sync::watch::Sender<bool>,
     limits: SubscriptionLimits,
@@ -121,6 +127,7 @@ impl Hub {
     pub fn new(db: Db, limits: SubscriptionLimits) -> Self {
         Self(Arc::new(HubInner {
             db,
+            caches: Caches::default(),
             closing: tokio::sync::watch::channel(false).0,
             limits,
             subscribers: Mutex::default(),
@@ -144,10 +151,13 @@ impl Hub {
                         Err(e) => tracing::warn!(error = %e, "unreadable signal"),
                     },
                     // Signals may have been missed while the connection was down.
-                    Heard::Reconnected => hub.dispatch(&Signal {
-                        everyone: true,
-                        ..Signal::default()
-                    }),
+                    Heard::Reconnected => {
+                        hub.0.caches.forget_all_sessions();
+                        hub.dispatch(&Signal {
+                            everyone: true,
+                            ..Signal::default()
+                        });
+                    }
                 }
             }
         });
@@ -203,7 +213,81 @@ impl Hub {
         self.publish(signal).await;
     }
 
+    /// Tells every process that these users' sessions or roles changed.
+    pub async fn sessions_changed(&self, users: impl IntoIterator<Item = &ExternalId>) {
+        let users: Vec<String> = users.into_iter().map(|u| u.as_str().to_owned()).collect();
+        if users.is_empty() {
+            return;
+        }
+        // "*" stands for every user when the list would not fit a signal.
+        let sessions = if users.len() > MAX_USERS_PER_SIGNAL {
+            vec!["*".to_owned()]
+        } else {
+            users
+        };
+        self.publish(Signal {
+            sessions,
+            ..Signal::default()
+        })
+        .await;
+    }
+
+    /// The cache entry of a session, if this process has one.
+    pub(crate) fn cached_session(
+        &self,
+        token_hash: &str,
+    ) -> Option<tidings_persistence::SessionLookup> {
+        self.0.caches.session(token_hash)
+    }
+
+    /// Looks a session up through the cache.
+    pub(crate) async fn session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<tidings_persistence::SessionLookup>, Error> {
+        if let Some(found) = self.cached_session(token_hash) {
+            return Ok(Some(found));
+        }
+        let epoch = self.0.caches.session_epoch();
+        let found = self.0.db.session_by_token_hash(token_hash).await?;
+        if let Some(lookup) = &found {
+            self.0
+                .caches
+                .keep_session(token_hash, lookup.clone(), epoch);
+        }
+        Ok(found)
+    }
+
+    /// A user's counts, through the cache.
+    pub(crate) async fn counts(
+        &self,
+        user: &ExternalId,
+        organization: &ExternalId,
+    ) -> Result<Counts, Error> {
+        if let Some(counts) = self.0.caches.counts(user) {
+            return Ok(counts);
+        }
+        let epoch = self.0.caches.counts_epoch();
+        let counts = self.0.db.counts(user).await?;
+        self.0.caches.keep_counts(user, organization, counts, epoch);
+        Ok(counts)
+    }
+
+    fn invalidate(&self, signal: &Signal) {
+        let caches = &self.0.caches;
+        caches.forget_counts(
+            &signal.users,
+            signal.organization.as_deref(),
+            signal.everyone,
+        );
+        if !signal.sessions.is_empty() {
+            caches.forget_sessions_of(&signal.sessions);
+        }
+    }
+
     async fn publish(&self, signal: Signal) {
+        // This process's caches forget at once, so its own next read sees the change.
+        self.invalidate(&signal);
         if self.0.db.backend() == tidings_persistence::Backend::Postgres {
             // Every process, this one included, hears it through the listener.
             let payload = serde_json::to_string(&signal).unwrap_or_default();
@@ -216,6 +300,7 @@ impl Hub {
     }
 
     fn dispatch(&self, signal: &Signal) {
+        self.invalidate(signal);
         let registry = self.0.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         let wake_all = |list: &Vec<Subscriber>| list.iter().for_each(|s| s.wake.notify_one());
         if signal.everyone {
@@ -318,7 +403,9 @@ const CATCH_UP_BATCH: u64 = 100;
 
 struct OnNewState {
     db: Db,
+    hub: Hub,
     user: ExternalId,
+    organization: ExternalId,
     subscription: Subscription,
     last: Option<NotificationId>,
     pending: VecDeque<SubEvent>,
@@ -374,7 +461,7 @@ impl OnNewState {
             self.subscription.wake.notify_one();
         }
         self.last = items.last().map(|n| n.id);
-        let counts = self.db.counts(&self.user).await?;
+        let counts = self.hub.counts(&self.user, &self.organization).await?;
         self.pending.extend(new_events(items, counts));
         Ok(())
     }
@@ -412,7 +499,9 @@ pub(crate) async fn on_new(
     };
     let mut state = OnNewState {
         db,
+        hub: ctx.app.hub.clone(),
         user: user.user_id,
+        organization: user.organization_id,
         subscription,
         last,
         pending: VecDeque::new(),
@@ -446,18 +535,20 @@ pub(crate) async fn on_counts(
         .app
         .hub
         .subscribe(&user.user_id, &user.organization_id)?;
-    let db = ctx.db().clone();
-    let first = db.counts(&user.user_id).await?;
+    let hub = ctx.app.hub.clone();
+    let first = hub.counts(&user.user_id, &user.organization_id).await?;
     struct State {
-        db: Db,
+        hub: Hub,
         user: ExternalId,
+        organization: ExternalId,
         subscription: Subscription,
         sent: Option<Counts>,
         next: Option<Counts>,
     }
     let state = State {
-        db,
+        hub,
         user: user.user_id,
+        organization: user.organization_id,
         subscription,
         sent: None,
         next: Some(first),
@@ -474,7 +565,7 @@ pub(crate) async fn on_counts(
                 return Some((Ok(event(counts)), Some(state)));
             }
             state.subscription.wake.notified().await;
-            match state.db.counts(&state.user).await {
+            match state.hub.counts(&state.user, &state.organization).await {
                 Ok(counts) => state.next = Some(counts),
                 Err(e) => return Some((Err(e), None)),
             }
