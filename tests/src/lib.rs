@@ -155,6 +155,17 @@ pub struct TestApp {
 impl TestApp {
     /// Starts a server on `db` with the given extra environment.
     pub async fn start(backend: Backend, db: &TestDb, env: &[(&str, &str)]) -> Self {
+        Self::start_with_key(backend, db, env, "tests").await
+    }
+
+    /// As [`TestApp::start`], naming its service key `key_name` (key names are unique per
+    /// database, so a second server on the same database needs another).
+    pub async fn start_with_key(
+        backend: Backend,
+        db: &TestDb,
+        env: &[(&str, &str)],
+        key_name: &str,
+    ) -> Self {
         let mut vars: Vec<(String, String)> = vec![
             ("TIDINGS_DATABASE_URL".into(), db.url.clone()),
             ("TIDINGS_LISTEN".into(), "127.0.0.1:0".into()),
@@ -168,7 +179,7 @@ impl TestApp {
         })
         .expect("test configuration");
         let server = start(config).await.expect("start tidings");
-        let (_, service_key) = tidings_procedures::create_service_key(&server.db, "tests")
+        let (_, service_key) = tidings_procedures::create_service_key(&server.db, key_name)
             .await
             .expect("create a service key");
         Self {

@@ -370,12 +370,26 @@ async fn a_role_change_or_deletion_takes_effect_on_the_next_request() {
     each_backend(|app| async move {
         let boss = app.admin("boss", "acme").await;
         assert_eq!(boss.query("users.list", Value::Null).await.status, 200);
-        let demoted = app.service().mutate("users.update", json!({"id": "boss", "role": "user"})).await;
+        let demoted = app
+            .service()
+            .mutate("users.update", json!({"id": "boss", "role": "user"}))
+            .await;
         assert_eq!(demoted.status, 200, "{demoted:?}");
-        assert_eq!(boss.query("users.list", Value::Null).await.error_code(), "FORBIDDEN");
-        let deleted = app.service().mutate("users.delete", json!({"id": "boss"})).await;
+        assert_eq!(
+            boss.query("users.list", Value::Null).await.error_code(),
+            "FORBIDDEN"
+        );
+        let deleted = app
+            .service()
+            .mutate("users.delete", json!({"id": "boss"}))
+            .await;
         assert_eq!(deleted.status, 200);
-        assert_eq!(boss.query("notifications.unreadCount", Value::Null).await.status, 401);
+        assert_eq!(
+            boss.query("notifications.unreadCount", Value::Null)
+                .await
+                .status,
+            401
+        );
         app.stop().await;
     })
     .await;

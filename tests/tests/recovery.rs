@@ -140,8 +140,16 @@ async fn a_lost_database_gives_clear_errors_and_tidings_recovers() {
     proxy.restore().await;
     // The pool tests a connection before handing it out and replaces the broken ones.
     let recovered = ann.query("notifications.list", Value::Null).await;
-    assert_eq!(recovered.data()["notifications"].as_array().map(Vec::len), Some(2));
-    assert_eq!(ann.query("notifications.unreadCount", Value::Null).await.data(), &json!({"count": 2}));
+    assert_eq!(
+        recovered.data()["notifications"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        ann.query("notifications.unreadCount", Value::Null)
+            .await
+            .data(),
+        &json!({"count": 2})
+    );
     assert_eq!(app.anonymous().get("/readyz").await.status, 200);
     app.stop().await;
     proxied.drop_now().await;

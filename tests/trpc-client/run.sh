@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility test: drives a real Tidings server with the real @trpc/client v11
-# (httpLink and httpBatchLink, superjson transformer). See README.md beside this file.
+# (httpLink, httpBatchLink, and httpSubscriptionLink with the eventsource package; superjson
+# transformer). See README.md beside this file.
 #
 #   tests/trpc-client/run.sh            # builds target/debug/tidings if missing
 #   TIDINGS_BIN=/path/to/tidings tests/trpc-client/run.sh
@@ -152,6 +153,7 @@ BOB_SINGLE="$(create "$(single_for "$BOB_ID")")"
 cat >"$TMP/fixtures.json" <<EOF
 {
   "baseUrl": "$BASE",
+  "serviceKey": "$SERVICE_KEY",
   "users": [
     {"email": "$ALICE_EMAIL", "password": "$ALICE_PASSWORD", "user": $ALICE_JSON,
      "created": [$ALICE_BATCH, $ALICE_SINGLE]},

@@ -1,17 +1,27 @@
 // Drives a running Tidings server with the real @trpc/client v11 (httpLink, then httpBatchLink;
 // transformer: superjson), untyped, and checks every inbox procedure of SPEC.md §4 (seed 003) and
-// every error case as the client sees it (WIRE.md §4-§6).
+// every error case as the client sees it (WIRE.md §4-§6); then the subscriptions
+// (notifications.onNew, notifications.onCounts) through httpSubscriptionLink behind splitLink,
+// with the `eventsource` package as EventSource, as WIRE.md §9 observed them (goldens 80-86).
 //
 // Started by run.sh, which creates the users, the notifications and the server, and passes them
 // in the JSON file named by TIDINGS_FIXTURES:
-//   {baseUrl, users: [{email, password, user: {id, ...}, created: [<create response>, ...]}]}
+//   {baseUrl, serviceKey, users: [{email, password, user: {id, ...}, created: [<create response>, ...]}]}
 // Each suite signs in as one user and uses the other as "someone else": the httpLink suite is
 // Alice's (Bob is the other), the httpBatchLink suite Bob's (Alice is the other), so each suite
 // starts from an untouched inbox of 8 unread notifications.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createTRPCClient, httpBatchLink, httpLink, TRPCClientError } from '@trpc/client';
+import {
+  createTRPCClient,
+  httpBatchLink,
+  httpLink,
+  httpSubscriptionLink,
+  splitLink,
+  TRPCClientError,
+} from '@trpc/client';
+import { EventSource } from 'eventsource';
 import superjson from 'superjson';
 
 const fixtures = JSON.parse(readFileSync(process.env.TIDINGS_FIXTURES, 'utf8'));
@@ -717,10 +727,300 @@ async function suite(linkName, me, other) {
 
 // ---------------------------------------------------------------------------------------------
 
+// Subscriptions (WIRE.md §9): httpSubscriptionLink behind splitLink, as golden 80 builds it.
+
+const NO_INPUT_ENVELOPE = { json: null, meta: { values: ['undefined'], v: 1 } };
+
+/** Signs in with a plain fetch and returns "tidings_session=<token>". */
+async function signIn(user) {
+  const res = await fetch(`${URL_}/auth.login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ json: { email: user.email, password: user.password } }),
+  });
+  assert.equal(res.status, 200, `auth.login: ${await res.text()}`);
+  const raw = res.headers.getSetCookie().find((c) => c.startsWith('tidings_session='));
+  assert.ok(raw, 'auth.login set the session cookie');
+  return raw.split(';')[0];
+}
+
+/** Creates notifications with the service key (notifications.create with an array). */
+async function serviceCreate(records) {
+  const res = await fetch(`${URL_}/notifications.create`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${fixtures.serviceKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ json: records }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, `notifications.create: ${JSON.stringify(body)}`);
+  return body.result.data.json;
+}
+
+/**
+ * A client as golden 80 builds it: subscriptions through httpSubscriptionLink with the
+ * `eventsource` package (the cookie goes in through its `fetch` option), the rest through
+ * httpBatchLink. Every request the EventSource makes is recorded.
+ */
+function makeSplitClient({ cookie = null } = {}) {
+  const session = { cookie, sseRequests: [] };
+  const link = splitLink({
+    condition: (op) => op.type === 'subscription',
+    true: httpSubscriptionLink({
+      url: URL_,
+      transformer: superjson,
+      EventSource,
+      eventSourceOptions: () => ({
+        fetch: (u, init) => {
+          const headers = { ...init.headers, ...(session.cookie ? { cookie: session.cookie } : {}) };
+          const url = new URL(String(u));
+          session.sseRequests.push({ url, path: url.pathname, search: url.searchParams, headers });
+          return fetch(u, { ...init, headers });
+        },
+      }),
+    }),
+    false: httpBatchLink({
+      url: URL_,
+      transformer: superjson,
+      headers: () => (session.cookie ? { cookie: session.cookie } : {}),
+    }),
+  });
+  return { client: createTRPCClient({ links: [link] }), session };
+}
+
+/**
+ * Subscribes with every callback recorded; `until(cond, what)` waits (at most 5 s) for a
+ * callback to make `cond()` true.
+ */
+function watch(procedure, input) {
+  const log = { started: 0, stopped: 0, data: [], errors: [], completed: false, states: [] };
+  let wake = null;
+  const poke = () => {
+    if (wake) wake();
+  };
+  const sub = procedure.subscribe(input, {
+    onStarted: () => {
+      log.started++;
+      poke();
+    },
+    onData: (d) => {
+      log.data.push(d);
+      poke();
+    },
+    onError: (e) => {
+      log.errors.push(e);
+      poke();
+    },
+    onStopped: () => {
+      log.stopped++;
+      poke();
+    },
+    onComplete: () => {
+      log.completed = true;
+      poke();
+    },
+    onConnectionStateChange: (s) => {
+      log.states.push(s);
+      poke();
+    },
+  });
+  log.unsubscribe = () => sub.unsubscribe();
+  log.until = async (cond, what, ms = 5000) => {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const seen = { ...log, errors: log.errors.map((e) => e.message) };
+        throw new Error(`no ${what} within ${ms} ms; callbacks so far: ${JSON.stringify(seen)}`);
+      }
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        wake = () => {
+          clearTimeout(timer);
+          wake = null;
+          resolve();
+        };
+      });
+    }
+  };
+  return log;
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A record for notifications.create, for `user`. */
+function recordFor(user, n, extra = {}) {
+  return { recipient: user.user.id, subject: `Live ${n}`, message: `Live message ${n}`, ...extra };
+}
+
+/** onData of onNew: `{id, data: {notification, unreadCount, counts}}` for this record. */
+function checkNewEvent(event, record, { unread, unseen, total }) {
+  assert.deepEqual(Object.keys(event).sort(), ['data', 'id'], `onData keys: ${JSON.stringify(event)}`);
+  assert.equal(event.id, record.id);
+  assert.deepEqual(Object.keys(event.data), ['notification', 'unreadCount', 'counts']);
+  checkInboxItem(event.data.notification, record);
+  assert.equal(event.data.notification.read, false);
+  assert.equal(event.data.unreadCount, unread);
+  assert.deepEqual(event.data.counts, { unread, unseen, total });
+}
+
+async function subscriptionSuite(me, other) {
+  group = 'httpSubscriptionLink';
+  const { client, session } = makeSplitClient();
+  let live = 0;
+
+  await test('sign in for the subscription client', async () => {
+    session.cookie = await signIn(me);
+    const who = await client.auth.me.query();
+    assert.equal(who.id, me.user.id);
+  });
+
+  let sub;
+  let before;
+  const created = [];
+  await test('onNew.subscribe(): onStarted, one GET as golden 80, no-input envelope, accept + cookie', async () => {
+    sub = watch(client.notifications.onNew);
+    await sub.until(() => sub.started === 1, 'onStarted');
+    assert.equal(session.sseRequests.length, 1);
+    const req = session.sseRequests[0];
+    assert.equal(req.path, '/api/trpc/notifications.onNew');
+    assert.equal(req.search.get('batch'), null, 'subscriptions are never batched');
+    assert.deepEqual(JSON.parse(req.search.get('input')), NO_INPUT_ENVELOPE);
+    assert.equal(req.headers.Accept, 'text/event-stream');
+    assert.equal(req.headers.cookie, session.cookie);
+    assert.deepEqual(sub.states.map((s) => s.state), ['connecting', 'pending']);
+    // Queries beside it still go through httpBatchLink.
+    before = await client.notifications.counts.query();
+    assert.equal(session.sseRequests.length, 1);
+  });
+
+  await test('onData {id, data: {notification, unreadCount, counts}} for each notification created while subscribed', async () => {
+    const records = await serviceCreate([
+      recordFor(me, ++live),
+      recordFor(me, ++live, { type: 'ticketAssigned', data: { ticketNumber: 1234, nested: { list: [1, 'two'] } } }),
+    ]);
+    created.push(...records);
+    await sub.until(() => sub.data.length === 2, '2 onData');
+    records.forEach((record, i) => {
+      checkNewEvent(sub.data[i], record, {
+        unread: before.unread + i + 1,
+        unseen: before.unseen + i + 1,
+        total: before.total + i + 1,
+      });
+    });
+    assert.deepEqual(sub.data[1].data.notification.data, { ticketNumber: 1234, nested: { list: [1, 'two'] } });
+    assert.equal(sub.errors.length, 0);
+  });
+
+  await test("another user's notifications never reach the stream", async () => {
+    await serviceCreate([recordFor(other, 'other')]);
+    const mine = await serviceCreate([recordFor(me, ++live)]);
+    created.push(...mine);
+    await sub.until(() => sub.data.length === 3, 'onData for the next own notification');
+    assert.equal(sub.data[2].id, mine[0].id);
+  });
+
+  let lastEventId;
+  await test('unsubscribe() → onComplete (and nothing more arrives: checked below)', async () => {
+    lastEventId = sub.data.at(-1).id;
+    sub.unsubscribe();
+    await sub.until(() => sub.completed, 'onComplete');
+    assert.equal(sub.errors.length, 0);
+  });
+
+  await test('resubscribe with lastEventId as input → exactly the missed ones, oldest first, then live ones', async () => {
+    const missed = await serviceCreate([recordFor(me, ++live), recordFor(me, ++live), recordFor(me, ++live)]);
+    const counts = await client.notifications.counts.query();
+    const resumed = watch(client.notifications.onNew, { lastEventId });
+    await resumed.until(() => resumed.data.length === 3, 'the 3 missed notifications');
+    const req = session.sseRequests.at(-1);
+    assert.deepEqual(JSON.parse(req.search.get('input')), { json: { lastEventId } });
+    assert.equal(req.headers['Last-Event-ID'], undefined);
+    missed.forEach((record, i) => {
+      const later = missed.length - 1 - i;
+      checkNewEvent(resumed.data[i], record, {
+        unread: counts.unread - later,
+        unseen: counts.unseen - later,
+        total: counts.total - later,
+      });
+    });
+    const next = await serviceCreate([recordFor(me, ++live)]);
+    await resumed.until(() => resumed.data.length === 4, 'the live notification');
+    assert.equal(resumed.data[3].id, next[0].id);
+    assert.deepEqual(resumed.data.map((d) => d.id), [...missed, ...next].map((r) => r.id));
+    // The first subscription, unsubscribed, saw none of them.
+    assert.equal(sub.data.length, 3);
+    resumed.unsubscribe();
+    await resumed.until(() => resumed.completed, 'onComplete');
+  });
+
+  await test('onCounts.subscribe(): {unread, unseen, total} at once, then after each change', async () => {
+    const counts = watch(client.notifications.onCounts);
+    await counts.until(() => counts.data.length === 1, 'the first counts');
+    const now = await client.notifications.counts.query();
+    assert.deepEqual(counts.data[0], now);
+    const out = await client.notifications.markAllAsSeen.mutate();
+    assert.equal(out.success, true);
+    await counts.until(() => counts.data.length === 2, 'counts after markAllAsSeen');
+    assert.deepEqual(counts.data[1], { ...now, unseen: 0 });
+    await serviceCreate([recordFor(me, ++live)]);
+    await counts.until(() => counts.data.length === 3, 'counts after a new notification');
+    assert.deepEqual(counts.data[2], { unread: now.unread + 1, unseen: 1, total: now.total + 1 });
+    counts.unsubscribe();
+  });
+
+  await test('invalid input {lastEventId: 5} → onStarted, then onError BAD_REQUEST', async () => {
+    const bad = watch(client.notifications.onNew, { lastEventId: 5 });
+    await bad.until(() => bad.errors.length === 1, 'onError');
+    assert.equal(bad.started, 1);
+    const err = bad.errors[0];
+    assert.ok(err instanceof TRPCClientError, String(err));
+    assert.deepEqual(err.data, { code: 'BAD_REQUEST', httpStatus: 400, path: 'notifications.onNew' });
+    assert.equal(err.shape.code, CODES.BAD_REQUEST);
+    assert.match(err.message, /lastEventId/);
+    bad.unsubscribe();
+  });
+
+  await test('unknown procedure → onError "Non-200 status code (404)", no data', async () => {
+    const nope = watch(client.notifications.nope);
+    await nope.until(() => nope.errors.length === 1, 'onError');
+    assert.equal(nope.started, 0);
+    assert.equal(nope.errors[0].message, 'Non-200 status code (404)');
+    assert.equal(nope.errors[0].data, undefined);
+    nope.unsubscribe();
+  });
+
+  await test('no cookie / unknown token → onStarted, then onError UNAUTHORIZED (-32001), no retry', async () => {
+    const runs = [makeSplitClient(), makeSplitClient({ cookie: 'tidings_session=not-a-real-token' })].map((c) => ({
+      ...c,
+      log: watch(c.client.notifications.onNew),
+    }));
+    for (const { log } of runs) {
+      await log.until(() => log.errors.length === 1, 'onError');
+      assert.equal(log.started, 1, 'onStarted came first');
+      const err = log.errors[0];
+      assert.ok(err instanceof TRPCClientError, String(err));
+      assert.equal(err.message, 'Not authenticated');
+      assert.deepEqual(err.data, { code: 'UNAUTHORIZED', httpStatus: 401, path: 'notifications.onNew' });
+      assert.deepEqual(err.shape, { message: 'Not authenticated', code: -32001, data: err.data });
+      assert.equal(err.meta, undefined);
+    }
+    // Longer than the EventSource's 3 s retry delay: a non-retryable error is final.
+    await pause(3500);
+    for (const { log, session: s } of runs) {
+      assert.equal(s.sseRequests.length, 1, 'no retry');
+      assert.equal(log.errors.length, 1);
+      assert.equal(log.data.length, 0);
+      assert.equal(log.started, 1);
+      log.unsubscribe();
+    }
+  });
+}
+
 const [alice, bob] = fixtures.users;
 try {
   await suite('httpLink', alice, bob);
   await suite('httpBatchLink', bob, alice);
+  await subscriptionSuite(alice, bob);
 } catch (err) {
   failed++;
   console.log(`FAIL - suite aborted: ${err?.stack ?? err}`);

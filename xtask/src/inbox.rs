@@ -14,16 +14,15 @@
 //! p99 latency under 10 ms. wrk and the server share the machine, as do the ceiling and the
 //! reads, so the ratio is the number to compare between machines and runs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::Value;
 
 use crate::util::{
-    Result, Server, TempDir, free_port, http_get, millis, on_path, run_captured, run_inherited,
-    tail, thousands, unique_suffix, url_encode, workspace_root,
+    Backend, Result, Server, TempDir, Which, http_get, millis, release_binary, run_demo,
+    scratch_database, start_server, tail, thousands, url_encode,
 };
 use crate::wrk::{self, Load, Measurement};
 
@@ -31,13 +30,6 @@ use crate::wrk::{self, Load, Measurement};
 const GOAL_RATIO: f64 = 0.40;
 /// …with a p99 latency under this.
 const GOAL_P99: Duration = Duration::from_millis(10);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Which {
-    Sqlite,
-    Postgres,
-    Both,
-}
 
 #[derive(Debug, Args)]
 pub struct InboxArgs {
@@ -76,21 +68,6 @@ pub struct InboxArgs {
     /// Also fail (exit status 1) when a goal is missed, not only on errors.
     #[arg(long)]
     check: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn title(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        }
-    }
 }
 
 /// One endpoint under load.
@@ -237,33 +214,7 @@ pub fn run(args: InboxArgs) -> Result<bool> {
             args.connections, args.threads
         ));
     }
-    let root = workspace_root();
-    if !args.no_build {
-        eprintln!("Building the release binary…");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        run_inherited(
-            Command::new(cargo)
-                .args(["build", "--release", "--quiet", "-p", "tidings-gateway"])
-                .current_dir(&root),
-        )?;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_relative() {
-                root.join(dir)
-            } else {
-                dir
-            }
-        })
-        .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("release").join("tidings");
-    if !binary.is_file() {
-        return Err(format!(
-            "{} does not exist; run without --no-build",
-            binary.display()
-        ));
-    }
+    let binary = release_binary(args.no_build)?;
     wrk::ensure_installed()?;
 
     let load = Load {
@@ -271,14 +222,9 @@ pub fn run(args: InboxArgs) -> Result<bool> {
         threads: args.threads,
         duration: Duration::from_secs(args.duration),
     };
-    let backends: &[Backend] = match args.backend {
-        Which::Sqlite => &[Backend::Sqlite],
-        Which::Postgres => &[Backend::Postgres],
-        Which::Both => &[Backend::Sqlite, Backend::Postgres],
-    };
     let mut reports = Vec::new();
     let mut failed = false;
-    for &backend in backends {
+    for &backend in args.backend.backends() {
         eprintln!("\n== {} ==", backend.title());
         match bench_backend(backend, &args, &binary, load) {
             Ok(Some(report)) => {
@@ -312,55 +258,6 @@ pub fn run(args: InboxArgs) -> Result<bool> {
     Ok(!failed && !reports.is_empty() && (goals_met || !args.check))
 }
 
-/// A PostgreSQL database of the run's own, dropped when this is dropped.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn url(&self) -> String {
-        with_database(&self.admin_url, &self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        if let Err(e) = psql(&self.admin_url, &sql) {
-            eprintln!("warning: could not drop database {}: {e}", self.name);
-        }
-    }
-}
-
-fn psql(url: &str, sql: &str) -> Result<String> {
-    run_captured(
-        Command::new("psql")
-            .arg(url)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
-            .env("PGCONNECT_TIMEOUT", "5"),
-    )
-}
-
-/// Replaces the database name in a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 /// Loads, serves and measures one backend; `None` when it was skipped.
 fn bench_backend(
     backend: Backend,
@@ -369,32 +266,10 @@ fn bench_backend(
     load: Load,
 ) -> Result<Option<Report>> {
     let dir = TempDir::new("tidings-bench")?;
-    let mut _pg = None;
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("tidings.db").display()),
-        Backend::Postgres => {
-            if !on_path("psql") {
-                println!("PostgreSQL skipped: psql is not installed");
-                return Ok(None);
-            }
-            if let Err(e) = psql(&args.postgres_url, "SELECT 1") {
-                println!(
-                    "PostgreSQL skipped: the server at {} does not answer: {e}",
-                    args.postgres_url
-                );
-                return Ok(None);
-            }
-            let name = format!("tidings_bench_{}", unique_suffix());
-            psql(&args.postgres_url, &format!("CREATE DATABASE \"{name}\""))?;
-            let db = PgDatabase {
-                admin_url: args.postgres_url.clone(),
-                name,
-            };
-            let url = db.url();
-            _pg = Some(db);
-            url
-        }
+    let Some(database) = scratch_database(backend, &dir, &args.postgres_url)? else {
+        return Ok(None);
     };
+    let database_url = &database.url;
 
     // Load.
     let tokens = dir.join("tokens.txt");
@@ -406,19 +281,19 @@ fn bench_backend(
         thousands(total as f64)
     );
     let started = Instant::now();
-    let summary = run_captured(
-        Command::new(binary)
-            .args(["demo", "--users", &args.users.to_string()])
-            .args(["--per-user", &args.per_user.to_string()])
-            .arg("--sessions-out")
-            .arg(&tokens)
-            .env("TIDINGS_DATABASE_URL", &database_url)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::inherit()),
+    let summary = run_demo(
+        binary,
+        database_url,
+        &[
+            "--users".to_owned(),
+            args.users.to_string(),
+            "--per-user".to_owned(),
+            args.per_user.to_string(),
+            "--sessions-out".to_owned(),
+            tokens.display().to_string(),
+        ],
     )?;
     let load_seconds = started.elapsed().as_secs_f64();
-    let summary: Value = serde_json::from_str(summary.trim())
-        .map_err(|e| format!("tidings demo printed {summary:?}: {e}"))?;
     let notifications = summary["notifications"].as_u64().unwrap_or_default();
     if notifications != total {
         return Err(format!(
@@ -428,30 +303,7 @@ fn bench_backend(
     eprintln!("Loaded in {load_seconds:.1} s");
 
     // Serve.
-    let port = free_port()?;
-    let log = dir.join("server.log");
-    let log_file =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let child = Command::new(binary)
-        .arg("serve")
-        .env("TIDINGS_DATABASE_URL", &database_url)
-        .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(
-            log_file
-                .try_clone()
-                .map_err(|e| format!("cannot share the log file: {e}"))?,
-        )
-        .stderr(log_file)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let mut server = Server {
-        child,
-        addr: ([127, 0, 0, 1], port).into(),
-        log: log.clone(),
-    };
-    server.wait_ready(Duration::from_secs(60))?;
+    let mut server = start_server(binary, database_url, &dir, &[])?;
 
     let endpoints = endpoints();
     sanity_check(&server, &endpoints, &tokens, args.per_user)?;
@@ -490,13 +342,9 @@ fn bench_backend(
         rows.push((endpoint.label, endpoint.ceiling, m));
     }
     server.stop();
-    let server_errors = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("ERROR"))
-        .count();
+    let server_errors = server.error_lines();
     if server_errors > 0 {
-        eprintln!("The server logged errors:\n{}", tail(&log, 10));
+        eprintln!("The server logged errors:\n{}", tail(&server.log, 10));
     }
     Ok(Some(Report {
         backend,
@@ -570,21 +418,4 @@ fn check_replies(endpoint: &Endpoint, m: &Measurement) -> Result<()> {
         return Err(format!("{}: wrk completed no request", endpoint.label));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_names_are_replaced() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-    }
 }

@@ -1,10 +1,18 @@
-//! Small helpers: errors, processes, temporary files, a minimal HTTP client, formatting.
+//! Small helpers shared by the benchmarks: errors, processes, temporary files, scratch
+//! databases, the release binary and its server, a minimal HTTP client, the server's memory,
+//! formatting.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::ValueEnum;
+use serde_json::Value;
 
 /// An error for the person running the task: a sentence, no backtrace.
 pub type Result<T, E = String> = std::result::Result<T, E>;
@@ -47,6 +55,217 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Which database engines a benchmark measures (`--backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+impl Which {
+    pub fn backends(self) -> &'static [Backend] {
+        match self {
+            Which::Sqlite => &[Backend::Sqlite],
+            Which::Postgres => &[Backend::Postgres],
+            Which::Both => &[Backend::Sqlite, Backend::Postgres],
+        }
+    }
+}
+
+/// One database engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn title(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Builds the release binary (unless `no_build`) and returns its path.
+pub fn release_binary(no_build: bool) -> Result<PathBuf> {
+    let root = workspace_root();
+    if !no_build {
+        eprintln!("Building the release binary…");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        run_inherited(
+            Command::new(cargo)
+                .args(["build", "--release", "--quiet", "-p", "tidings-gateway"])
+                .current_dir(&root),
+        )?;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_relative() {
+                root.join(dir)
+            } else {
+                dir
+            }
+        })
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("release").join("tidings");
+    if !binary.is_file() {
+        return Err(format!(
+            "{} does not exist; run without --no-build",
+            binary.display()
+        ));
+    }
+    Ok(binary)
+}
+
+/// A PostgreSQL database of the run's own, dropped when this is dropped.
+#[derive(Debug)]
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        if let Err(e) = psql(&self.admin_url, &sql) {
+            eprintln!("warning: could not drop database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Runs one SQL command with psql; its unaligned, tuples-only output.
+pub fn psql(url: &str, sql: &str) -> Result<String> {
+    run_captured(
+        Command::new("psql")
+            .arg(url)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+            .env("PGCONNECT_TIMEOUT", "5"),
+    )
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A database of the run's own: a SQLite file, or a PostgreSQL database dropped with this.
+#[derive(Debug)]
+pub struct ScratchDb {
+    pub url: String,
+    _pg: Option<PgDatabase>,
+}
+
+/// A fresh database for `backend`: a SQLite file in `dir`, or a new database on the PostgreSQL
+/// server at `postgres_url` (a URL to a database to connect to for CREATE/DROP DATABASE).
+/// `None`, with the reason printed, when PostgreSQL is asked for but not there.
+pub fn scratch_database(
+    backend: Backend,
+    dir: &TempDir,
+    postgres_url: &str,
+) -> Result<Option<ScratchDb>> {
+    match backend {
+        Backend::Sqlite => Ok(Some(ScratchDb {
+            url: format!("sqlite://{}?mode=rwc", dir.join("tidings.db").display()),
+            _pg: None,
+        })),
+        Backend::Postgres => {
+            if !on_path("psql") {
+                println!("PostgreSQL skipped: psql is not installed");
+                return Ok(None);
+            }
+            if let Err(e) = psql(postgres_url, "SELECT 1") {
+                println!("PostgreSQL skipped: the server at {postgres_url} does not answer: {e}");
+                return Ok(None);
+            }
+            let name = format!("tidings_bench_{}", unique_suffix());
+            psql(postgres_url, &format!("CREATE DATABASE \"{name}\""))?;
+            let db = PgDatabase {
+                admin_url: postgres_url.to_owned(),
+                name,
+            };
+            Ok(Some(ScratchDb {
+                url: db.url(),
+                _pg: Some(db),
+            }))
+        }
+    }
+}
+
+/// Runs `tidings demo <args>` on `database_url`, its progress on standard error; its JSON
+/// summary.
+pub fn run_demo(binary: &Path, database_url: &str, args: &[String]) -> Result<Value> {
+    let summary = run_captured(
+        Command::new(binary)
+            .arg("demo")
+            .args(args)
+            .env("TIDINGS_DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit()),
+    )?;
+    serde_json::from_str(summary.trim())
+        .map_err(|e| format!("tidings demo printed {summary:?}: {e}"))
+}
+
+/// Starts `tidings serve` on a free port of 127.0.0.1 over `database_url`, with `env` added to
+/// its environment and its output in `dir/server.log`, and waits until it answers.
+pub fn start_server(
+    binary: &Path,
+    database_url: &str,
+    dir: &TempDir,
+    env: &[(&str, String)],
+) -> Result<Server> {
+    let port = free_port()?;
+    let log = dir.join("server.log");
+    let log_file =
+        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let child = Command::new(binary)
+        .arg("serve")
+        .env("TIDINGS_DATABASE_URL", database_url)
+        .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(
+            log_file
+                .try_clone()
+                .map_err(|e| format!("cannot share the log file: {e}"))?,
+        )
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let mut server = Server {
+        child,
+        addr: ([127, 0, 0, 1], port).into(),
+        log,
+    };
+    server.wait_ready(Duration::from_secs(60))?;
+    Ok(server)
 }
 
 /// Whether `program` can be started (it is on `PATH`).
@@ -165,6 +384,17 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// How many lines of the server's log report an error.
+    pub fn error_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .count()
+    }
+}
+
 /// The last `lines` lines of a file, for error messages.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -195,13 +425,52 @@ pub fn http_get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Result<Re
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(io)?;
-    let text = String::from_utf8_lossy(&raw);
+    parse_reply(&raw).ok_or_else(|| {
+        let text = String::from_utf8_lossy(&raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        format!("GET http://{addr}{path}: not an HTTP reply: {head:?}")
+    })
+}
+
+/// `POST path` with a JSON body over HTTP/1.1 with `Connection: close`, optionally with a
+/// bearer key, waiting at most `timeout` for the reply.
+pub fn http_post_json(
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+    timeout: Duration,
+) -> Result<Reply> {
+    let io = |e: std::io::Error| format!("POST http://{addr}{path}: {e}");
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(key) = bearer {
+        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(io)?;
+    parse_reply(&raw).ok_or_else(|| {
+        format!(
+            "POST http://{addr}{path}: not an HTTP reply: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+/// A whole HTTP/1.1 reply (read until the server closed) as status and body.
+fn parse_reply(raw: &[u8]) -> Option<Reply> {
+    let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("GET http://{addr}{path}: not an HTTP reply: {head:?}"))?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
@@ -211,7 +480,7 @@ pub fn http_get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Result<Re
     } else {
         body.to_owned()
     };
-    Ok(Reply { status, body })
+    Some(Reply { status, body })
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -227,6 +496,64 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A process's resident memory (`VmRSS` in `/proc/<pid>/status`), in bytes.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| format!("{path} has no VmRSS line"))
+}
+
+/// Samples a process's resident memory every `every` on a thread of its own until stopped,
+/// keeping the highest value seen.
+#[derive(Debug)]
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            loop {
+                peak = peak.max(rss_bytes(pid).unwrap_or(0));
+                if stopping.load(Ordering::Relaxed) {
+                    return peak;
+                }
+                std::thread::sleep(every);
+            }
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops sampling (after one last sample); the peak in bytes.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+/// Bytes as megabytes (10^6 bytes), one decimal.
+pub fn megabytes(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1e6)
+}
+
+/// The `q` quantile (0..=1) of sorted values, by the nearest-rank method.
+pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// Percent-encodes a query parameter's value (RFC 3986 unreserved characters stay).
@@ -282,6 +609,35 @@ mod tests {
         assert_eq!(
             url_encode(r#"{"json":{"limit":20}}"#),
             "%7B%22json%22%3A%7B%22limit%22%3A20%7D%7D"
+        );
+    }
+
+    #[test]
+    fn quantiles() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), Some(50));
+        assert_eq!(quantile(&v, 0.99), Some(99));
+        assert_eq!(quantile(&v, 1.0), Some(100));
+        assert_eq!(quantile(&v, 0.0), Some(1));
+        assert_eq!(quantile::<u32>(&[], 0.5), None);
+    }
+
+    #[test]
+    fn replies_are_parsed() {
+        let r = parse_reply(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+        assert!(parse_reply(b"garbage").is_none());
+    }
+
+    #[test]
+    fn database_names_are_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
         );
     }
 

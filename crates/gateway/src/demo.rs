@@ -7,6 +7,11 @@
 //! mostly read), and can write one fresh session token per user to a file, for load
 //! generators that send `cookie: tidings_session=<token>`.
 //!
+//! With `--groups N` it also creates groups `demo-group-1` … `demo-group-N`, each holding about
+//! `--group-share` percent of the users, chosen set-based in the database by a hash of the
+//! user's and the group's numbers (`tidings_persistence::bulk::in_hashed_group`), so a
+//! benchmark can compute who is in which group without asking the database.
+//!
 //! The data are generated from a seed, so two runs with the same arguments load the same inboxes
 //! (apart from ids and tokens).
 
@@ -47,6 +52,13 @@ pub struct DemoArgs {
     /// The seed of the generated data.
     #[arg(long, default_value_t = 2024)]
     pub seed: u64,
+    /// Also create this many groups, demo-group-1, demo-group-2, …, in organization "demo".
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub groups: u32,
+    /// The share of the users in each group, in percent (members chosen by a hash of the
+    /// user's and the group's numbers, the same on every run and engine).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub group_share: u32,
 }
 
 /// SplitMix64: small, fast and good enough to make demo data look varied.
@@ -216,6 +228,16 @@ pub async fn run(db: &Db, args: DemoArgs, session_ttl: Duration) -> Result<Strin
     drop(users);
     eprintln!("demo: {users_created} users created");
 
+    let mut groups = Vec::new();
+    for group in 1..=args.groups {
+        let name = format!("demo-group-{group}");
+        let (id, members) = db
+            .bulk_create_hashed_group(&organization, &name, group, args.group_share)
+            .await?;
+        eprintln!("demo: group {name} created with {members} members");
+        groups.push(json!({"id": id.to_string(), "name": name, "members": members}));
+    }
+
     // Notifications arrive one at a time over the history, each round reaching every user once
     // in a shuffled order, so a user's notifications are spread over the table as in real life.
     let total = u64::from(args.users) * u64::from(args.per_user);
@@ -337,6 +359,7 @@ pub async fn run(db: &Db, args: DemoArgs, session_ttl: Duration) -> Result<Strin
         "usersCreated": users_created,
         "notifications": loaded,
         "sessions": sessions_written,
+        "groups": groups,
         "sessionsOut": args.sessions_out.map(|p| p.display().to_string()),
         "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     })

@@ -468,8 +468,10 @@ fn subscription_response(
             Err(err) => failed(err),
         }
     };
-    let body = stream::once(async { sse_frame(Some("connected"), "{}", None) })
-        .chain(stream::once(events).flatten())
+    // `connected` (the client's `onStarted`) goes out once the subscription is open, so an item
+    // created after the client saw it is never missed; a refusal still comes after it.
+    let body = stream::once(events)
+        .flat_map(|events| stream::iter([sse_frame(Some("connected"), "{}", None)]).chain(events))
         .map(Ok::<_, std::convert::Infallible>);
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();

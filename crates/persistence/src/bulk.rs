@@ -43,6 +43,27 @@ pub struct BulkSession {
     pub token_hash: String,
 }
 
+/// The prime modulus of [`in_hashed_group`]'s hash (2^31 - 1), so every product below fits in
+/// 64 bits.
+const HASH_PRIME: i64 = 2_147_483_647;
+
+/// The multiplier and offset of group number `group`'s hash.
+fn group_hash_constants(group: u32) -> (i64, i64) {
+    let g = i64::from(group);
+    (1_000_003 + 7_919 * g, 12_345 + 104_729 * g)
+}
+
+/// Whether demo user number `user` (1 for `user-00001`) belongs to demo group number `group`
+/// holding `share_percent` of the users: a quadratic hash of the user's number modulo a prime,
+/// so memberships look random, groups are nearly independent of each other, and the SQL of
+/// [`Db::bulk_create_hashed_group`] computes exactly the same set on every engine.
+pub fn in_hashed_group(group: u32, user: u64, share_percent: u32) -> bool {
+    let (a, b) = group_hash_constants(group);
+    let h1 = ((user as i64 % HASH_PRIME) * a + b) % HASH_PRIME;
+    let h = ((h1 * h1 % HASH_PRIME) * 69_621 + h1) % HASH_PRIME;
+    h % 100 < i64::from(share_percent)
+}
+
 /// `(?,?,…)` repeated `rows` times, with `tuple` as each row's placeholder list.
 fn values_clause(tuple: &str, rows: usize) -> String {
     let mut sql = String::with_capacity((tuple.len() + 1) * rows);
@@ -191,6 +212,55 @@ impl Db {
         .await
     }
 
+    /// Creates group `name` in `organization_id` with the organization's users `user-<n>` for
+    /// which [`in_hashed_group`]`(group, n, share_percent)` holds, in one set-based statement;
+    /// returns the group's id and how many members it got.
+    pub async fn bulk_create_hashed_group(
+        &self,
+        organization_id: &ExternalId,
+        name: &str,
+        group: u32,
+        share_percent: u32,
+    ) -> Result<(Uuid, u64), Error> {
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let (a, b) = group_hash_constants(group);
+        let txn = self.conn.begin().await.map_err(classify)?;
+        txn.execute_raw(self.stmt(
+            "INSERT INTO user_groups (id, organization_id, name, created_at) VALUES (?, ?, ?, ?)",
+            [
+                id.into(),
+                organization_id.as_str().into(),
+                name.into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .map_err(classify)?;
+        let p = HASH_PRIME;
+        let members = txn
+            .execute_raw(self.stmt(
+                &format!(
+                    "INSERT INTO group_members (group_id, user_id, created_at) \
+                     SELECT ?, x.id, ? FROM (SELECT u.id, \
+                     ((CAST(substr(u.id, 6) AS BIGINT) % {p}) * {a} + {b}) % {p} AS h1 \
+                     FROM users u WHERE u.organization_id = ? AND u.id LIKE 'user-%') x \
+                     WHERE (((x.h1 * x.h1 % {p}) * 69621 + x.h1) % {p}) % 100 < ?"
+                ),
+                [
+                    id.into(),
+                    now.into(),
+                    organization_id.as_str().into(),
+                    i64::from(share_percent).into(),
+                ],
+            ))
+            .await
+            .map_err(classify)?
+            .rows_affected();
+        txn.commit().await.map_err(classify)?;
+        Ok((id, members))
+    }
+
     /// After a bulk load, leaves the tables as a long-running database would have them. On
     /// PostgreSQL: planner statistics and a vacuumed table, whose visibility map lets counts
     /// be index-only scans (what autovacuum does some time later). On SQLite: nothing, as
@@ -207,7 +277,25 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::values_clause;
+    use super::{in_hashed_group, values_clause};
+
+    #[test]
+    fn hashed_groups_look_random_and_independent() {
+        let users = 100_000u64;
+        let (mut first, mut second, mut both) = (0u64, 0u64, 0u64);
+        for n in 1..=users {
+            let (a, b) = (in_hashed_group(1, n, 60), in_hashed_group(2, n, 60));
+            first += u64::from(a);
+            second += u64::from(b);
+            both += u64::from(a && b);
+        }
+        for count in [first, second] {
+            assert!((59_000..61_000).contains(&count), "{count}");
+        }
+        assert!((35_000..37_000).contains(&both), "{both}");
+        assert!(!in_hashed_group(1, 1, 0));
+        assert!(in_hashed_group(1, 1, 100));
+    }
 
     #[test]
     fn values_clause_repeats_the_tuple() {

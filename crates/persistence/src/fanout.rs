@@ -144,20 +144,31 @@ fn recipient_predicate(dialect: &Dialect, r: &Recipients) -> (String, Vec<Value>
         values.push(json_array(r.user_ids.iter().map(|id| id.as_str())));
     }
     if let Some((operator, groups)) = &r.groups {
-        let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        let members = format!(
-            "SELECT m.user_id FROM group_members m WHERE m.group_id IN ({})",
-            dialect.json_uuids()
-        );
-        values.push(json_array(ids.iter().map(String::as_str)));
         match operator {
-            GroupOperator::Or => reach.push(format!("u.id IN ({members})")),
-            GroupOperator::And => {
+            GroupOperator::Or => {
+                let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
                 reach.push(format!(
-                    "u.id IN ({members} GROUP BY m.user_id HAVING COUNT(*) = ?)"
+                    "u.id IN (SELECT m.user_id FROM group_members m WHERE m.group_id IN ({}))",
+                    dialect.json_uuids()
                 ));
-                values.push((groups.len() as i64).into());
+                values.push(json_array(ids.iter().map(String::as_str)));
             }
+            // One semi-join per group (the ids are distinct), not `GROUP BY user_id HAVING
+            // COUNT(*) = n` over every membership: PostgreSQL estimates that HAVING at a few
+            // rows, so it probed users once per candidate (and spilled the grouping to disk),
+            // 3.5 s instead of 1.5 s for two 600,000-member groups of 1,000,000 users.
+            GroupOperator::And if !groups.is_empty() => {
+                let each: Vec<&str> = groups
+                    .iter()
+                    .map(|g| {
+                        values.push((*g).into());
+                        "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = ? \
+                         AND m.user_id = u.id)"
+                    })
+                    .collect();
+                reach.push(format!("({})", each.join(" AND ")));
+            }
+            GroupOperator::And => reach.push("FALSE".to_owned()),
         }
     }
     if reach.is_empty() {

@@ -37,6 +37,15 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A field read with [`nullable`] that may be left out but not set to `null`.
+pub(crate) fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, Error> {
+    match value {
+        Some(None) => Err(Error::field(field, "must not be null")),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
 /// An ISO-8601 (RFC 3339) date-time with an offset.
 pub(crate) fn parse_timestamp(field: &str, value: &str) -> Result<DateTime<Utc>, Error> {
     DateTime::parse_from_rfc3339(value)
@@ -298,19 +307,26 @@ pub(crate) async fn create(ctx: Ctx, input: CreateInput) -> Result<BannerOutput,
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct ChangesInput {
-    title: Option<String>,
-    message: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    message: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     link: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     link_text: Option<Option<String>>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    is_dismissible: Option<bool>,
-    is_active: Option<bool>,
-    start_date: Option<String>,
-    end_date: Option<String>,
-    notification_to: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable", rename = "type")]
+    kind: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    is_dismissible: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    is_active: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    start_date: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    end_date: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    notification_to: Option<Option<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,9 +342,10 @@ pub(crate) async fn update(ctx: Ctx, input: UpdateInput) -> Result<BannerOutput,
     let id = banner_id("notificationBannerId", &input.notification_banner_id)?;
     let c = input.input;
     let changes = BannerChanges {
-        title: c.title.map(|t| text("input.title", &t, 200)).transpose()?,
-        message: c
-            .message
+        title: not_null("input.title", c.title)?
+            .map(|t| text("input.title", &t, 200))
+            .transpose()?,
+        message: not_null("input.message", c.message)?
             .map(|m| text("input.message", &m, 2000))
             .transpose()?,
         link: c
@@ -339,18 +356,18 @@ pub(crate) async fn update(ctx: Ctx, input: UpdateInput) -> Result<BannerOutput,
             .link_text
             .map(|t| t.map(|t| text("input.linkText", &t, 100)).transpose())
             .transpose()?,
-        kind: c.kind.map(|k| kind("input.type", &k)).transpose()?,
-        is_dismissible: c.is_dismissible,
-        is_active: c.is_active,
-        start_date: c
-            .start_date
+        kind: not_null("input.type", c.kind)?
+            .map(|k| kind("input.type", &k))
+            .transpose()?,
+        is_dismissible: not_null("input.isDismissible", c.is_dismissible)?,
+        is_active: not_null("input.isActive", c.is_active)?,
+        start_date: not_null("input.startDate", c.start_date)?
             .map(|d| parse_date("input.startDate", &d))
             .transpose()?,
-        end_date: c
-            .end_date
+        end_date: not_null("input.endDate", c.end_date)?
             .map(|d| parse_date("input.endDate", &d))
             .transpose()?,
-        notification_to: match c.notification_to {
+        notification_to: match not_null("input.notificationTo", c.notification_to)? {
             Some(ids) => Some(organizations(&ctx, "input.notificationTo", &ids).await?),
             None => None,
         },

@@ -408,6 +408,8 @@ struct OnNewState {
     organization: ExternalId,
     subscription: Subscription,
     last: Option<NotificationId>,
+    /// Ids sent within the look-back window below `last`.
+    sent: std::collections::BTreeSet<NotificationId>,
     pending: VecDeque<SubEvent>,
 }
 
@@ -447,22 +449,75 @@ fn new_events(items: Vec<NotificationRecord>, now: Counts) -> Vec<SubEvent> {
     events
 }
 
+/// Ids are taken when a notification is created, before its transaction commits, so items can
+/// become visible out of id order. A read therefore looks back this far below the newest id it
+/// sent, and skips the ids it already sent.
+const LOOK_BACK_MS: u64 = 5_000;
+
+/// The smallest id of the look-back window below `id`.
+fn window_floor(id: NotificationId) -> NotificationId {
+    let bytes = id.0.as_bytes();
+    let ms = bytes[..6]
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let floor = ms.saturating_sub(LOOK_BACK_MS).to_be_bytes();
+    let mut out = [0u8; 16];
+    out[..6].copy_from_slice(&floor[2..]);
+    NotificationId(uuid::Uuid::from_bytes(out))
+}
+
 impl OnNewState {
+    /// Items of the look-back window that are visible now, so they are not sent as new.
+    async fn seed(&mut self) -> Result<(), Error> {
+        let Some(last) = self.last else { return Ok(()) };
+        let mut cursor = Some(window_floor(last));
+        for _ in 0..10 {
+            let items = self
+                .db
+                .inbox_after(&self.user, cursor, CATCH_UP_BATCH)
+                .await?;
+            let full = items.len() as u64 == CATCH_UP_BATCH;
+            cursor = items.last().map(|n| n.id).or(cursor);
+            self.sent
+                .extend(items.iter().map(|n| n.id).filter(|id| *id <= last));
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn read_new(&mut self) -> Result<(), Error> {
-        let items = self
-            .db
-            .inbox_after(&self.user, self.last, CATCH_UP_BATCH)
-            .await?;
-        if items.is_empty() {
+        let mut cursor = self.last.map(window_floor);
+        let mut fresh: Vec<NotificationRecord> = Vec::new();
+        loop {
+            let items = self
+                .db
+                .inbox_after(&self.user, cursor, CATCH_UP_BATCH)
+                .await?;
+            let full = items.len() as u64 == CATCH_UP_BATCH;
+            cursor = items.last().map(|n| n.id).or(cursor);
+            fresh.extend(items.into_iter().filter(|n| !self.sent.contains(&n.id)));
+            if !full {
+                break;
+            }
+            if fresh.len() as u64 >= CATCH_UP_BATCH {
+                // More to read: come back at once.
+                self.subscription.wake.notify_one();
+                break;
+            }
+        }
+        if fresh.is_empty() {
             return Ok(());
         }
-        if items.len() as u64 == CATCH_UP_BATCH {
-            // More to read: come back at once.
-            self.subscription.wake.notify_one();
+        self.sent.extend(fresh.iter().map(|n| n.id));
+        self.last = fresh.iter().map(|n| n.id).chain(self.last).max();
+        if let Some(last) = self.last {
+            let floor = window_floor(last);
+            self.sent.retain(|id| *id >= floor);
         }
-        self.last = items.last().map(|n| n.id);
         let counts = self.hub.counts(&self.user, &self.organization).await?;
-        self.pending.extend(new_events(items, counts));
+        self.pending.extend(new_events(fresh, counts));
         Ok(())
     }
 }
@@ -504,8 +559,10 @@ pub(crate) async fn on_new(
         organization: user.organization_id,
         subscription,
         last,
+        sent: Default::default(),
         pending: VecDeque::new(),
     };
+    state.seed().await?;
     if resume.is_some() {
         state.read_new().await?;
     }
@@ -577,6 +634,19 @@ pub(crate) async fn on_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_floor_is_five_seconds_below() {
+        let id = NotificationId::generate();
+        let floor = window_floor(id);
+        let ms = |n: NotificationId| {
+            n.0.as_bytes()[..6]
+                .iter()
+                .fold(0u64, |a, b| (a << 8) | u64::from(*b))
+        };
+        assert_eq!(ms(id) - ms(floor), LOOK_BACK_MS);
+        assert!(floor < id);
+    }
 
     #[test]
     fn signals_stay_small() {

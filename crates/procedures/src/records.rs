@@ -219,7 +219,7 @@ use tidings_domain::{NotificationId, NotificationStatus};
 use tidings_persistence::{KeysOutcome, RecordChanges, RecordFilter, RecordQuery, TextMatch};
 
 use crate::accounts::admin_organization;
-use crate::banners::{nullable, parse_timestamp};
+use crate::banners::{not_null, nullable, parse_timestamp};
 
 /// At most this many keys in one `notifications.updateMany` or `notifications.deleteMany`.
 pub(crate) const MAX_KEYS: usize = 10_000;
@@ -523,24 +523,17 @@ pub(crate) struct ChangesInput {
 /// Checks a partial record found at input field `at`.
 fn changes(at: &str, c: ChangesInput) -> Result<RecordChanges, Error> {
     let field = |name: &str| format!("{at}.{name}");
-    fn required<T>(field: String, value: Option<Option<T>>) -> Result<Option<(String, T)>, Error> {
-        match value {
-            None => Ok(None),
-            Some(None) => Err(Error::field(&field, "must not be null")),
-            Some(Some(v)) => Ok(Some((field, v))),
-        }
-    }
     let out = RecordChanges {
-        title: required(field("subject"), c.subject)?
-            .map(|(f, v)| text(&f, v, 1, 500))
+        title: not_null(&field("subject"), c.subject)?
+            .map(|v| text(&field("subject"), v, 1, 500))
             .transpose()?,
-        message: required(field("message"), c.message)?
-            .map(|(f, v)| text(&f, v, 0, 10_000))
+        message: not_null(&field("message"), c.message)?
+            .map(|v| text(&field("message"), v, 0, 10_000))
             .transpose()?,
-        status: required(field("status"), c.status)?
-            .map(|(f, v)| NotificationStatus::parse(&f, &v))
+        status: not_null(&field("status"), c.status)?
+            .map(|v| NotificationStatus::parse(&field("status"), &v))
             .transpose()?,
-        read: required(field("read"), c.read)?.map(|(_, v)| v),
+        read: not_null(&field("read"), c.read)?,
         data: match c.data {
             None => None,
             Some(None) => Some(None),

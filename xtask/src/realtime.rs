@@ -1,0 +1,621 @@
+//! `cargo xtask bench realtime`: many idle live subscriptions on one instance, what each costs
+//! the server in memory, and how fast a broadcast reaches all of them.
+//!
+//! It loads users with one session each (`tidings demo --per-user 0 --sessions-out`) into a
+//! database of its own, starts the release binary, and opens one
+//! `GET /api/trpc/notifications.onNew` server-sent-event stream per user with the user's
+//! `tidings_session` cookie, from a load client in this process (tokio and hyper, one HTTP/1.1
+//! connection per stream, a few opening at a time). Once every stream has received
+//! `event: connected`, the server's resident memory is read again: the growth over the value
+//! before opening any, divided by the streams, is the memory per idle subscriber.
+//!
+//! Then one `notifications.notify {allUsers: true}` (a service key, over HTTP) reaches every
+//! user, and each stream timestamps the arrival of its data event. The latency of an event is
+//! the time from sending the notify call to its arrival, so it includes the fan-out itself; the
+//! report also shows when the call answered and when the last stream heard of it.
+//!
+//! The goals: under 16 KiB per idle subscriber, and a p99 latency under 100 ms. The client
+//! shares the machine with the server (it runs on one thread, so it takes at most one core).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, COOKIE, HOST};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+
+use crate::util::{
+    Backend, Result, Server, TempDir, Which, http_post_json, megabytes, millis, quantile,
+    release_binary, rss_bytes, run_captured, run_demo, scratch_database, start_server, tail,
+    thousands,
+};
+
+/// Each idle subscriber may cost the server at most this much memory…
+const GOAL_BYTES_PER_SUBSCRIBER: f64 = 16.0 * 1024.0;
+/// …and the p99 latency from sending notify to an event's arrival must stay under this.
+const GOAL_P99: Duration = Duration::from_millis(100);
+/// How long opening every stream, and then delivering every event, may take at most.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(600);
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// File descriptors kept for everything but the streams (database, logs, listeners).
+const SPARE_FILES: u64 = 1_000;
+const PATH: &str = "/api/trpc/notifications.onNew";
+
+#[derive(Debug, Args)]
+pub struct RealtimeArgs {
+    /// Concurrent subscribers (users, one session and one stream each).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    subscribers: u32,
+    /// Which database engines to measure.
+    #[arg(long, value_enum, default_value_t = Which::Sqlite)]
+    backend: Which,
+    /// Spread the client's connections over this many source addresses, 127.0.0.1,
+    /// 127.0.0.2, … (each has its own ephemeral ports; 1: let the kernel choose).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=250))]
+    source_addresses: u8,
+    /// Streams being opened at once (each until its `connected` event), well under the
+    /// listener's backlog.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    open_concurrency: u32,
+    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE;
+    /// the run creates a database of its own there and drops it afterwards.
+    #[arg(
+        long,
+        env = "TIDINGS_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Use target/release/tidings as it is instead of building it first.
+    #[arg(long)]
+    no_build: bool,
+    /// Also fail (exit status 1) when a goal is missed, not only on errors.
+    #[arg(long)]
+    check: bool,
+}
+
+/// What one backend measured.
+struct Report {
+    backend: Backend,
+    subscribers: usize,
+    source_addresses: u8,
+    open_seconds: f64,
+    rss_before: u64,
+    rss_after: u64,
+    notify_answered: Duration,
+    received: usize,
+    /// Per-event latencies from sending notify, sorted.
+    latencies: Vec<Duration>,
+    server_errors: usize,
+}
+
+impl Report {
+    fn per_subscriber(&self) -> f64 {
+        self.rss_after.saturating_sub(self.rss_before) as f64 / self.subscribers as f64
+    }
+
+    fn p(&self, q: f64) -> Duration {
+        quantile(&self.latencies, q).unwrap_or(Duration::MAX)
+    }
+
+    fn memory_met(&self) -> bool {
+        self.per_subscriber() < GOAL_BYTES_PER_SUBSCRIBER
+    }
+
+    fn latency_met(&self) -> bool {
+        self.received == self.subscribers && self.p(0.99) < GOAL_P99
+    }
+
+    fn all_goals_met(&self) -> bool {
+        self.memory_met() && self.latency_met()
+    }
+
+    fn print(&self) {
+        let verdict = |met: bool| if met { "met" } else { "MISSED" };
+        println!();
+        println!(
+            "{}: {} notifications.onNew streams over SSE, one user and session each ({} source \
+             address{}); all connected in {:.1} s",
+            self.backend.title(),
+            thousands(self.subscribers as f64),
+            self.source_addresses,
+            if self.source_addresses == 1 { "" } else { "es" },
+            self.open_seconds,
+        );
+        println!("  {:<40} {:>22}   goal", "measure", "value");
+        println!(
+            "  {:<40} {:>22}",
+            "server RSS before opening the streams",
+            megabytes(self.rss_before as f64)
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "server RSS with every stream idle",
+            megabytes(self.rss_after as f64)
+        );
+        println!(
+            "  {:<40} {:>18.1} KiB   < 16 KiB: {}",
+            "memory per idle subscriber",
+            self.per_subscriber() / 1024.0,
+            verdict(self.memory_met()),
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "notify {allUsers: true} answered after",
+            millis(self.notify_answered)
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "data events received",
+            format!(
+                "{} of {}",
+                thousands(self.received as f64),
+                thousands(self.subscribers as f64)
+            )
+        );
+        println!("  {:<40} {:>22}", "last event after", millis(self.p(1.0)));
+        println!(
+            "  {:<40} {:>22}",
+            "per-event latency p50",
+            millis(self.p(0.5))
+        );
+        println!(
+            "  {:<40} {:>22}   < {}: {}",
+            "per-event latency p99",
+            millis(self.p(0.99)),
+            millis(GOAL_P99),
+            verdict(self.latency_met()),
+        );
+        if self.server_errors > 0 {
+            println!(
+                "  note: the server logged {} error line(s) during the run",
+                self.server_errors
+            );
+        }
+    }
+}
+
+/// Runs the benchmark; `Ok(false)` when a backend failed (or, with `--check`, missed a goal).
+pub fn run(args: RealtimeArgs) -> Result<bool> {
+    // Every stream is a socket in this process and one in the server, which inherits the limit.
+    let needed = u64::from(args.subscribers) + SPARE_FILES;
+    let limit = rlimit::increase_nofile_limit(needed)
+        .map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
+    if limit < needed {
+        return Err(format!(
+            "{} subscribers need {needed} open files, but the hard limit allows {limit} (raise \
+             it, e.g. in /etc/security/limits.conf, or use --subscribers)",
+            args.subscribers
+        ));
+    }
+    let binary = release_binary(args.no_build)?;
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for &backend in args.backend.backends() {
+        eprintln!("\n== {} ==", backend.title());
+        match bench_backend(backend, &args, &binary) {
+            Ok(Some(report)) => {
+                report.print();
+                reports.push(report);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}: FAILED: {e}", backend.title());
+                failed = true;
+            }
+        }
+    }
+    if reports.len() > 1 {
+        println!("\nSummary");
+        for report in &reports {
+            report.print();
+        }
+    }
+    let goals_met = reports.iter().all(Report::all_goals_met);
+    println!();
+    if failed {
+        println!("Result: a backend FAILED (see above)");
+    } else if reports.is_empty() {
+        println!("Result: nothing was measured");
+    } else if goals_met {
+        println!("Result: every goal was met");
+    } else {
+        println!("Result: some goals were MISSED (see the tables)");
+    }
+    Ok(!failed && !reports.is_empty() && (goals_met || !args.check))
+}
+
+/// What the streams share with the task driving them.
+struct Shared {
+    /// Streams that received `event: connected`.
+    connected: AtomicUsize,
+    /// Streams that received a data event.
+    received: AtomicUsize,
+    /// When each stream received its first data event.
+    arrivals: Vec<OnceLock<Instant>>,
+    /// Why streams failed or ended.
+    failures: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn failed(&self) -> usize {
+        self.failures.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    fn first_failures(&self) -> String {
+        let failures = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
+        let shown: Vec<&str> = failures.iter().take(3).map(String::as_str).collect();
+        format!("{} stream(s) failed: {}", failures.len(), shown.join("; "))
+    }
+}
+
+/// The kind of one server-sent event: its `event:` field, or `message` for data.
+fn event_kind(frame: &str) -> &str {
+    frame
+        .lines()
+        .find_map(|l| l.strip_prefix("event:"))
+        .map(str::trim)
+        .unwrap_or("message")
+}
+
+/// Opens one stream and reads it until the runtime ends: counts `connected` (then frees its
+/// place among the streams being opened), timestamps the first data event, fails on errors.
+async fn subscribe(
+    index: usize,
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    cookie: String,
+    opening: Arc<Semaphore>,
+    shared: Arc<Shared>,
+) -> Result<()> {
+    let mut permit = Some(
+        opening
+            .acquire_owned()
+            .await
+            .map_err(|e| format!("stream {index}: {e}"))?,
+    );
+    let io = |e: std::io::Error| format!("stream {index}: {e}");
+    let socket = TcpSocket::new_v4().map_err(io)?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(io)?;
+    }
+    let stream = socket.connect(server).await.map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    let http = |e: hyper::Error| format!("stream {index}: {e}");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    let exchange = async {
+        let request = Request::get(PATH)
+            .header(HOST, server.to_string())
+            .header(COOKIE, cookie)
+            .header(ACCEPT, "text/event-stream")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("stream {index}: {e}"))?;
+        let response = sender.send_request(request).await.map_err(http)?;
+        if response.status() != 200 {
+            return Err(format!("stream {index}: status {}", response.status()));
+        }
+        let mut body = response.into_body();
+        let mut pending = String::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(http)?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            let arrived = Instant::now();
+            pending.push_str(&String::from_utf8_lossy(data));
+            // Frames end with a blank line; tRPC adds one more newline, left at the start of
+            // the next frame and trimmed there.
+            while let Some(end) = pending.find("\n\n") {
+                let frame: String = pending.drain(..end + 2).collect();
+                let frame = frame.trim_start_matches('\n');
+                match event_kind(frame) {
+                    "connected" => {
+                        shared.connected.fetch_add(1, Ordering::Relaxed);
+                        permit = None;
+                    }
+                    "message" => {
+                        if shared.arrivals[index].set(arrived).is_ok() {
+                            shared.received.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    "ping" => {}
+                    other => {
+                        return Err(format!(
+                            "stream {index}: unexpected event {other}: {}",
+                            frame.trim()
+                        ));
+                    }
+                }
+            }
+            pending = pending.trim_start_matches('\n').to_owned();
+        }
+        drop(permit);
+        Err(format!("stream {index}: the server ended the stream"))
+    };
+    tokio::select! {
+        done = connection => Err(format!(
+            "stream {index}: the connection ended: {}",
+            done.err().map(|e| e.to_string()).unwrap_or_default()
+        )),
+        done = exchange => done,
+    }
+}
+
+/// Loads, serves and measures one backend; `None` when it was skipped.
+fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result<Option<Report>> {
+    let subscribers = args.subscribers as usize;
+    let dir = TempDir::new("tidings-realtime")?;
+    let Some(database) = scratch_database(backend, &dir, &args.postgres_url)? else {
+        return Ok(None);
+    };
+    let database_url = &database.url;
+
+    // Load.
+    eprintln!(
+        "Loading {} users with a session each…",
+        thousands(subscribers as f64)
+    );
+    let tokens_file = dir.join("tokens.txt");
+    let summary = run_demo(
+        binary,
+        database_url,
+        &[
+            "--users".to_owned(),
+            args.subscribers.to_string(),
+            "--per-user".to_owned(),
+            "0".to_owned(),
+            "--sessions-out".to_owned(),
+            tokens_file.display().to_string(),
+        ],
+    )?;
+    let tokens: Vec<String> = std::fs::read_to_string(&tokens_file)
+        .map_err(|e| format!("cannot read {}: {e}", tokens_file.display()))?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if tokens.len() != subscribers {
+        return Err(format!(
+            "tidings demo wrote {} session tokens for {subscribers} users: {summary}",
+            tokens.len()
+        ));
+    }
+    let key = run_captured(
+        Command::new(binary)
+            .args(["keys", "create", "--name", "bench"])
+            .env("TIDINGS_DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn"),
+    )?
+    .trim()
+    .to_owned();
+
+    // Serve, with room for every stream.
+    let mut env = Vec::new();
+    if subscribers > 50_000 {
+        env.push(("TIDINGS_MAX_SUBSCRIPTIONS", subscribers.to_string()));
+    }
+    let mut server = start_server(binary, database_url, &dir, &env)?;
+    let pid = server.child.id();
+
+    // The client: one thread, so it takes at most one of the machine's cores.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the load client: {e}"))?;
+    let measured = runtime.block_on(drive(&server, pid, &key, tokens, args, backend));
+    // Ends every stream (the tasks are dropped, their connections closed).
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let mut report = measured?;
+    server.stop();
+    report.server_errors = server.error_lines();
+    if report.server_errors > 0 {
+        eprintln!("The server logged errors:\n{}", tail(&server.log, 10));
+    }
+    Ok(Some(report))
+}
+
+/// Opens the streams, measures memory, sends the notification and collects the arrivals.
+async fn drive(
+    server: &Server,
+    pid: u32,
+    key: &str,
+    tokens: Vec<String>,
+    args: &RealtimeArgs,
+    backend: Backend,
+) -> Result<Report> {
+    let subscribers = tokens.len();
+    let addr = server.addr;
+    let spawn_all = |shared: &Arc<Shared>, tokens: Vec<String>| {
+        let opening = Arc::new(Semaphore::new(args.open_concurrency as usize));
+        tokens
+            .into_iter()
+            .enumerate()
+            .map(|(index, token)| {
+                let source = (args.source_addresses > 1).then(|| {
+                    IpAddr::V4(Ipv4Addr::new(
+                        127,
+                        0,
+                        0,
+                        1 + (index % usize::from(args.source_addresses)) as u8,
+                    ))
+                });
+                let shared = shared.clone();
+                let opening = opening.clone();
+                tokio::spawn(async move {
+                    let cookie = format!("tidings_session={token}");
+                    if let Err(e) =
+                        subscribe(index, addr, source, cookie, opening, shared.clone()).await
+                        && let Ok(mut failures) = shared.failures.lock()
+                    {
+                        failures.push(e);
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let new_shared = |n: usize| {
+        Arc::new(Shared {
+            connected: AtomicUsize::new(0),
+            received: AtomicUsize::new(0),
+            arrivals: (0..n).map(|_| OnceLock::new()).collect(),
+            failures: Mutex::new(Vec::new()),
+        })
+    };
+
+    // A first stream, opened and closed, so the baseline includes what any first
+    // subscription warms up (connections, statement caches).
+    let probe = new_shared(1);
+    let tasks = spawn_all(&probe, vec![tokens[0].clone()]);
+    wait_for(
+        &probe,
+        |s| s.connected.load(Ordering::Relaxed) == 1,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| format!("the first stream did not connect: {e}"))?;
+    tasks.iter().for_each(|t| t.abort());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = rss_bytes(pid)?;
+
+    eprintln!(
+        "Opening {} streams ({} at a time)…",
+        thousands(subscribers as f64),
+        args.open_concurrency
+    );
+    let shared = new_shared(subscribers);
+    let started = Instant::now();
+    let tasks = spawn_all(&shared, tokens);
+    let mut last_report = Instant::now();
+    wait_for(
+        &shared,
+        |s| {
+            if last_report.elapsed() > Duration::from_secs(5) {
+                eprintln!(
+                    "  {} connected ({:.0} s)",
+                    thousands(s.connected.load(Ordering::Relaxed) as f64),
+                    started.elapsed().as_secs_f64()
+                );
+                last_report = Instant::now();
+            }
+            s.connected.load(Ordering::Relaxed) == subscribers
+        },
+        OPEN_TIMEOUT,
+    )
+    .await?;
+    let open_seconds = started.elapsed().as_secs_f64();
+    eprintln!("All {subscribers} streams connected in {open_seconds:.1} s");
+    // Let the server settle (connections being set up, pages touched) before reading its RSS.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_bytes(pid)?;
+    if shared.failed() > 0 {
+        return Err(shared.first_failures());
+    }
+
+    eprintln!("Sending notify {{allUsers: true}}…");
+    let body = json!({"json": {
+        "key": "general",
+        "recipients": {"allUsers": true},
+        "data": {"title": "Release 2.0", "message": "Tidings 2.0 is out: see what is new."},
+    }})
+    .to_string();
+    let key = key.to_owned();
+    let sent = Instant::now();
+    let reply = tokio::task::spawn_blocking(move || {
+        let reply = http_post_json(
+            addr,
+            "/api/trpc/notifications.notify",
+            Some(&key),
+            &body,
+            DELIVERY_TIMEOUT,
+        );
+        (reply, sent.elapsed())
+    });
+    let (reply, notify_answered) = reply.await.map_err(|e| format!("notify: {e}"))?;
+    let reply = reply?;
+    let count = serde_json::from_str::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| v["result"]["data"]["json"]["usersNotified"]["count"].as_u64());
+    if reply.status != 200 || count != Some(subscribers as u64) {
+        return Err(format!(
+            "notify answered {} (expected {subscribers} users notified): {}",
+            reply.status, reply.body
+        ));
+    }
+    let delivered = wait_for(
+        &shared,
+        |s| s.received.load(Ordering::Relaxed) == subscribers,
+        DELIVERY_TIMEOUT,
+    )
+    .await;
+    tasks.iter().for_each(|t| t.abort());
+    if let Err(e) = delivered {
+        eprintln!("warning: {e}");
+    }
+    let mut latencies: Vec<Duration> = shared
+        .arrivals
+        .iter()
+        .filter_map(|a| a.get().map(|at| at.saturating_duration_since(sent)))
+        .collect();
+    latencies.sort();
+    Ok(Report {
+        backend,
+        subscribers,
+        source_addresses: args.source_addresses,
+        open_seconds,
+        rss_before,
+        rss_after,
+        notify_answered,
+        received: latencies.len(),
+        latencies,
+        server_errors: 0,
+    })
+}
+
+/// Polls until `done` holds, a stream fails, or `timeout` passes.
+async fn wait_for(
+    shared: &Shared,
+    mut done: impl FnMut(&Shared) -> bool,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done(shared) {
+            return Ok(());
+        }
+        if shared.failed() > 0 {
+            return Err(shared.first_failures());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "timed out after {timeout:?}: {} connected, {} data events",
+                shared.connected.load(Ordering::Relaxed),
+                shared.received.load(Ordering::Relaxed)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_told_apart() {
+        assert_eq!(event_kind("event: connected\ndata: {}\n"), "connected");
+        assert_eq!(event_kind("data: {\"json\":{}}\nid: 1\n"), "message");
+        assert_eq!(event_kind("event: ping\ndata: \n"), "ping");
+    }
+}
