@@ -162,6 +162,7 @@ impl Report {
                 thousands(self.subscribers as f64)
             )
         );
+        println!("  {:<40} {:>22}", "first event after", millis(self.p(0.0)));
         println!("  {:<40} {:>22}", "last event after", millis(self.p(1.0)));
         println!(
             "  {:<40} {:>22}",
