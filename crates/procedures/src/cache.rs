@@ -19,11 +19,23 @@ use tidings_persistence::{Counts, SessionLookup};
 const SESSION_TTL: Duration = Duration::from_secs(60);
 /// Entries kept per cache; past this, the cache starts over.
 const MAX_ENTRIES: usize = 200_000;
+/// First pages kept (each a few KiB); past this, the page cache starts over.
+const MAX_PAGES: usize = 20_000;
+
+/// Which first page of a user's inbox: status, unread only, limit.
+pub(crate) type PageKey = (&'static str, bool, i64);
+
+/// A user's organization and cached first pages.
+type UserPages = (ExternalId, Vec<(PageKey, serde_json::Value)>);
 
 #[derive(Default)]
 pub(crate) struct Caches {
     sessions: Mutex<HashMap<String, (SessionLookup, Instant)>>,
     counts: Mutex<HashMap<String, (ExternalId, Counts)>>,
+    /// First pages of `notifications.list` (no cursor) by user; the same signals as the
+    /// counts invalidate them.
+    pages: Mutex<HashMap<String, UserPages>>,
+    pages_len: std::sync::atomic::AtomicUsize,
     session_epoch: AtomicU64,
     counts_epoch: AtomicU64,
 }
@@ -101,6 +113,41 @@ impl Caches {
         all.insert(user.as_str().to_owned(), (organization.clone(), counts));
     }
 
+    /// A cached first page of a user's inbox.
+    pub(crate) fn page(&self, user: &ExternalId, key: PageKey) -> Option<serde_json::Value> {
+        let pages = lock(&self.pages);
+        let (_, list) = pages.get(user.as_str())?;
+        list.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+    }
+
+    /// Keeps a first page read from the database, unless inboxes were invalidated since
+    /// `epoch` (the counts epoch: the same signals invalidate both).
+    pub(crate) fn keep_page(
+        &self,
+        user: &ExternalId,
+        organization: &ExternalId,
+        key: PageKey,
+        page: serde_json::Value,
+        epoch: u64,
+    ) {
+        let mut pages = lock(&self.pages);
+        if self.counts_epoch() != epoch {
+            return;
+        }
+        if self.pages_len.load(Ordering::Relaxed) >= MAX_PAGES {
+            pages.clear();
+            self.pages_len.store(0, Ordering::Relaxed);
+        }
+        let (_, list) = pages
+            .entry(user.as_str().to_owned())
+            .or_insert_with(|| (organization.clone(), Vec::new()));
+        if !list.iter().any(|(k, _)| *k == key) {
+            list.push((key, page));
+            self.pages_len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the counts and first pages of `users`, of an organization, or of everyone.
     pub(crate) fn forget_counts(
         &self,
         users: &[String],
@@ -108,16 +155,31 @@ impl Caches {
         everyone: bool,
     ) {
         let mut all = lock(&self.counts);
+        let mut pages = lock(&self.pages);
         self.counts_epoch.fetch_add(1, Ordering::AcqRel);
         if everyone {
             all.clear();
+            pages.clear();
+            self.pages_len.store(0, Ordering::Relaxed);
             return;
         }
         for user in users {
             all.remove(user);
+            if let Some((_, list)) = pages.remove(user) {
+                self.pages_len.fetch_sub(list.len(), Ordering::Relaxed);
+            }
         }
         if let Some(org) = organization {
             all.retain(|_, (o, _)| o.as_str() != org);
+            let mut dropped = 0;
+            pages.retain(|_, (o, list)| {
+                let keep = o.as_str() != org;
+                if !keep {
+                    dropped += list.len();
+                }
+                keep
+            });
+            self.pages_len.fetch_sub(dropped, Ordering::Relaxed);
         }
     }
 }

@@ -56,7 +56,7 @@ pub(crate) struct ListOutput {
 pub(crate) const DEFAULT_LIMIT: i64 = 50;
 pub(crate) const MAX_LIMIT: i64 = 100;
 
-pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<ListOutput, Error> {
+pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<serde_json::Value, Error> {
     let user = ctx.user()?;
     let limit = input.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -76,26 +76,41 @@ pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<ListOutput, Error
         .as_deref()
         .map(|c| NotificationId::parse("cursor", c))
         .transpose()?;
+    let unread_only = input.unread_only.unwrap_or(false);
+    // First pages (what a bell shows) come from memory until the user's inbox changes.
+    let key = (status.as_str(), unread_only, limit);
+    let hub = &ctx.app.hub;
+    if before.is_none()
+        && let Some(page) = hub.cached_page(&user.user_id, key)
+    {
+        return Ok(page);
+    }
+    let epoch = hub.page_epoch();
     let page = ctx
         .db()
-        .inbox_page(
-            &user.user_id,
-            status,
-            input.unread_only.unwrap_or(false),
-            before,
-            limit as u64,
-        )
+        .inbox_page(&user.user_id, status, unread_only, before, limit as u64)
         .await?;
     let next_cursor = if page.has_more {
         page.items.last().map(|n| n.id.to_string())
     } else {
         None
     };
-    Ok(ListOutput {
+    let output = ListOutput {
         notifications: page.items.into_iter().map(Into::into).collect(),
         has_more: next_cursor.is_some(),
         next_cursor,
-    })
+    };
+    let output = serde_json::to_value(output).map_err(Error::internal)?;
+    if before.is_none() {
+        hub.keep_page(
+            &user.user_id,
+            &user.organization_id,
+            key,
+            output.clone(),
+            epoch,
+        );
+    }
+    Ok(output)
 }
 
 #[derive(Debug, Serialize)]

@@ -258,6 +258,34 @@ impl Hub {
         Ok(found)
     }
 
+    /// A cached first page of a user's inbox.
+    pub(crate) fn cached_page(
+        &self,
+        user: &ExternalId,
+        key: crate::cache::PageKey,
+    ) -> Option<Value> {
+        self.0.caches.page(user, key)
+    }
+
+    /// The epoch to pass to [`Hub::keep_page`], taken before reading the page.
+    pub(crate) fn page_epoch(&self) -> u64 {
+        self.0.caches.counts_epoch()
+    }
+
+    /// Keeps a first page read since `epoch`.
+    pub(crate) fn keep_page(
+        &self,
+        user: &ExternalId,
+        organization: &ExternalId,
+        key: crate::cache::PageKey,
+        page: Value,
+        epoch: u64,
+    ) {
+        self.0
+            .caches
+            .keep_page(user, organization, key, page, epoch);
+    }
+
     /// A user's counts, through the cache.
     pub(crate) async fn counts(
         &self,
