@@ -65,6 +65,19 @@ pub enum FanoutOutcome {
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
+/// What a stored idempotency row means for `claim`: the first call's answer when the input is
+/// the same, a reused key otherwise.
+fn earlier_answer(
+    row: &sea_orm::QueryResult,
+    claim: &IdempotencyClaim,
+) -> Result<FanoutOutcome, Error> {
+    if get::<String>(row, "request_hash")? != claim.request_hash {
+        return Ok(FanoutOutcome::KeyReused);
+    }
+    let users_notified = get::<String>(row, "response")?.parse().unwrap_or(0);
+    Ok(FanoutOutcome::Replayed { users_notified })
+}
+
 /// SQL fragments that differ between the engines.
 struct Dialect(Backend);
 
@@ -312,11 +325,7 @@ impl Db {
                 "idempotencyKey: a call with this key is still running",
             ));
         };
-        if get::<String>(&row, "request_hash")? != claim.request_hash {
-            return Ok(FanoutOutcome::KeyReused);
-        }
-        let users_notified = get::<String>(&row, "response")?.parse().unwrap_or(0);
-        Ok(FanoutOutcome::Replayed { users_notified })
+        earlier_answer(&row, claim)
     }
 
     async fn exec(
@@ -349,11 +358,7 @@ impl Db {
             if let Some(row) = found {
                 let created_at: DateTime<Utc> = get(&row, "created_at")?;
                 if now - created_at < IDEMPOTENCY_WINDOW {
-                    if get::<String>(&row, "request_hash")? != claim.request_hash {
-                        return Ok(FanoutOutcome::KeyReused);
-                    }
-                    let users_notified = get::<String>(&row, "response")?.parse().unwrap_or(0);
-                    return Ok(FanoutOutcome::Replayed { users_notified });
+                    return earlier_answer(&row, claim);
                 }
                 self.exec(
                     txn,

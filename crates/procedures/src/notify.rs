@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tidings_domain::{Caller, ChannelSetting, Error, ExternalId, TypeChannels, validate_type_key};
 use tidings_persistence::{
     Fanout, FanoutOutcome, GroupOperator, IdempotencyClaim, Recipients, TypeRecord,
@@ -281,10 +280,7 @@ fn request_hash(value: &Value) -> String {
     }
     let mut text = String::new();
     canonical(value, &mut text);
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::auth::sha256_hex(&text)
 }
 
 fn list(ids: &[impl std::fmt::Display]) -> String {
