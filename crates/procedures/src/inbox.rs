@@ -120,14 +120,13 @@ pub(crate) struct CountOutput {
 
 pub(crate) async fn unread_count(ctx: Ctx, _: NoInput) -> Result<CountOutput, Error> {
     let user = ctx.user()?;
-    let counts = ctx
-        .app
-        .hub
-        .counts(&user.user_id, &user.organization_id)
-        .await?;
-    Ok(CountOutput {
-        count: counts.unread,
-    })
+    // Cached counts when there are; otherwise the unread count alone, which the inbox index
+    // answers without reading rows (the full counts also need `seen_at`).
+    let count = match ctx.app.hub.cached_counts(&user.user_id) {
+        Some(counts) => counts.unread,
+        None => ctx.db().unread_count(&user.user_id).await?,
+    };
+    Ok(CountOutput { count })
 }
 
 #[derive(Debug, Serialize)]

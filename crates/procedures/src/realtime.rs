@@ -286,6 +286,11 @@ impl Hub {
             .keep_page(user, organization, key, page, epoch);
     }
 
+    /// A user's counts if this process has them cached.
+    pub(crate) fn cached_counts(&self, user: &ExternalId) -> Option<Counts> {
+        self.0.caches.counts(user)
+    }
+
     /// A user's counts, through the cache.
     pub(crate) async fn counts(
         &self,
