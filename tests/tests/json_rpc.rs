@@ -292,8 +292,44 @@ async fn errors_carry_the_trpc_number_message_and_data() {
                 .await,
         );
         assert_error(&err, -32003, "FORBIDDEN", 403, "notifications.list");
+        // A method Tidings does not have: NOT_FOUND, as on tRPC, also inside a batch.
+        let err = call_error(
+            rpc.request::<Value, _>("notifications.nope", rpc_params![])
+                .await,
+        );
+        assert_error(&err, -32004, "NOT_FOUND", 404, "notifications.nope");
+        assert_eq!(
+            err.message(),
+            "No procedure found on path \"notifications.nope\""
+        );
+        let batch = reqwest::Client::new()
+            .post(rpc_url(&app))
+            .bearer_auth(&app.service_key)
+            .json(&json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "nope"},
+                {"jsonrpc": "2.0", "id": 2, "method": "notificationTypes.list"},
+            ]))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let by_id = |id: i64| {
+            batch
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id)
+                .unwrap()
+        };
+        assert_eq!(by_id(1)["error"]["code"], -32004, "{batch}");
+        assert_eq!(by_id(1)["error"]["data"]["code"], "NOT_FOUND", "{batch}");
+        assert!(by_id(2).get("result").is_some(), "{batch}");
         // The same over a WebSocket.
         let socket = ws(&app, HeaderMap::new()).await;
+        let err = call_error(socket.request::<Value, _>("nope", rpc_params![]).await);
+        assert_error(&err, -32004, "NOT_FOUND", 404, "nope");
         let err = call_error(
             socket
                 .request::<Value, _>("notifications.unreadCount", rpc_params![])

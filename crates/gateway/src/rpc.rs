@@ -12,11 +12,14 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use futures::future::Either;
+use jsonrpsee::core::middleware::{Batch, BatchEntry, BatchEntryErr, Notification};
+use jsonrpsee::server::middleware::rpc::{RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{
-    PendingSubscriptionSink, RpcModule, ServerConfig, StopHandle, SubscriptionMessage,
-    TowerServiceBuilder,
+    MethodResponse, PendingSubscriptionSink, RpcModule, ServerConfig, StopHandle,
+    SubscriptionMessage, TowerServiceBuilder,
 };
-use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::types::{ErrorObjectOwned, Params, Request as RpcRequest};
 use serde_json::{Value, json};
 use tidings_procedures::{
     App, Credentials, Ctx, Error, Kind, Procedure, RawInput, Registry, SessionSlot, SubEvent,
@@ -26,7 +29,10 @@ use tidings_procedures::{
 /// What the JSON-RPC route needs per request.
 #[derive(Clone)]
 pub struct RpcState {
-    builder: TowerServiceBuilder<tower::layer::util::Identity, tower::layer::util::Identity>,
+    builder: TowerServiceBuilder<
+        tower::layer::util::Stack<KnownMethodsLayer, tower::layer::util::Identity>,
+        tower::layer::util::Identity,
+    >,
     methods: jsonrpsee::Methods,
     stop: StopHandle,
 }
@@ -123,6 +129,84 @@ async fn run_subscription(
     }
 }
 
+/// Answers a call to a method Tidings does not have as tRPC does, with NOT_FOUND (-32004) and
+/// the usual `data`, instead of jsonrpsee's bare "Method not found".
+#[derive(Clone)]
+pub struct KnownMethods<S> {
+    inner: S,
+    known: Arc<std::collections::HashSet<&'static str>>,
+}
+
+/// Wraps jsonrpsee's service in [`KnownMethods`].
+#[derive(Clone)]
+pub struct KnownMethodsLayer(Arc<std::collections::HashSet<&'static str>>);
+
+impl<S> tower::Layer<S> for KnownMethodsLayer {
+    type Service = KnownMethods<S>;
+
+    fn layer(&self, inner: S) -> KnownMethods<S> {
+        KnownMethods {
+            inner,
+            known: self.0.clone(),
+        }
+    }
+}
+
+impl<S> KnownMethods<S> {
+    fn unknown(&self, method: &str) -> Option<ErrorObjectOwned> {
+        (!self.known.contains(method)).then(|| {
+            error_object(
+                &Error::not_found(format!("No procedure found on path \"{method}\"")),
+                method,
+            )
+        })
+    }
+}
+
+impl<S> RpcServiceT for KnownMethods<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync,
+{
+    type MethodResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+
+    fn call<'a>(
+        &self,
+        request: RpcRequest<'a>,
+    ) -> impl Future<Output = MethodResponse> + Send + 'a {
+        match self.unknown(request.method_name()) {
+            None => Either::Left(self.inner.call(request)),
+            Some(err) => {
+                Either::Right(std::future::ready(MethodResponse::error(request.id(), err)))
+            }
+        }
+    }
+
+    fn batch<'a>(&self, mut batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        for entry in batch.iter_mut() {
+            if let Ok(BatchEntry::Call(request)) = entry
+                && let Some(err) = self.unknown(request.method_name())
+            {
+                *entry = Err(BatchEntryErr::new(request.id(), err));
+            }
+        }
+        self.inner.batch(batch)
+    }
+
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = MethodResponse> + Send + 'a {
+        self.inner.notification(n)
+    }
+}
+
 /// A jsonrpsee module with every procedure of `registry`.
 fn module(app: App, registry: Arc<Registry>) -> RpcModule<()> {
     let mut module = RpcModule::new(());
@@ -186,12 +270,19 @@ impl RpcState {
             .max_request_body_size(crate::trpc::MAX_BODY as u32)
             .max_subscriptions_per_connection(max_subscriptions_per_connection)
             .build();
+        let methods: jsonrpsee::Methods = module(app, registry).into();
+        let known = Arc::new(
+            methods
+                .method_names()
+                .collect::<std::collections::HashSet<_>>(),
+        );
         let builder = jsonrpsee::server::Server::builder()
             .set_config(config)
+            .set_rpc_middleware(RpcServiceBuilder::new().layer(KnownMethodsLayer(known)))
             .to_service_builder();
         Self {
             builder,
-            methods: module(app, registry).into(),
+            methods,
             stop,
         }
     }
