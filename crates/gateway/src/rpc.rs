@@ -13,11 +13,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::future::Either;
+use jsonrpsee::core::SubscriptionError;
 use jsonrpsee::core::middleware::{Batch, BatchEntry, BatchEntryErr, Notification};
 use jsonrpsee::server::middleware::rpc::{RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{
     MethodResponse, PendingSubscriptionSink, RpcModule, ServerConfig, StopHandle,
-    SubscriptionMessage, TowerServiceBuilder,
+    SubscriptionCloseResponse, SubscriptionMessage, TowerServiceBuilder,
 };
 use jsonrpsee::types::{ErrorObjectOwned, Params, Request as RpcRequest};
 use serde_json::{Value, json};
@@ -92,7 +93,7 @@ async fn run_subscription(
     params: Params<'static>,
     pending: PendingSubscriptionSink,
     extensions: jsonrpsee::Extensions,
-) {
+) -> SubscriptionCloseResponse {
     let name = procedure.name;
     let opened = match context(&app, &extensions).await {
         Ok(ctx) => procedure.subscribe(ctx, input(&params)).await,
@@ -100,31 +101,41 @@ async fn run_subscription(
     };
     let mut events = match opened {
         Ok(events) => events,
-        Err(err) => return pending.reject(error_object(&err, name)).await,
+        Err(err) => {
+            pending.reject(error_object(&err, name)).await;
+            return SubscriptionCloseResponse::None;
+        }
     };
     let Ok(sink) = pending.accept().await else {
-        return;
+        return SubscriptionCloseResponse::None;
     };
     loop {
         let event = tokio::select! {
-            _ = sink.closed() => return,
+            _ = sink.closed() => return SubscriptionCloseResponse::None,
             event = events.next() => event,
         };
         match event {
             Some(Ok(SubEvent::Data { id, data })) => {
                 let message = json!({ "id": id, "data": data });
                 let Ok(raw) = serde_json::value::to_raw_value(&message) else {
-                    return;
+                    return SubscriptionCloseResponse::None;
                 };
                 if sink.send(SubscriptionMessage::from(raw)).await.is_err() {
-                    return;
+                    return SubscriptionCloseResponse::None;
                 }
             }
             Some(Err(err)) => {
+                // The subscriber learns why its stream ended: a final error notification
+                // carrying the same error object as a failed call.
                 tracing::warn!(procedure = name, error = %err, "subscription ended by an error");
-                return;
+                return match serde_json::value::to_raw_value(&error_object(&err, name)) {
+                    Ok(raw) => {
+                        SubscriptionCloseResponse::NotifErr(SubscriptionError::from_json(raw))
+                    }
+                    Err(_) => SubscriptionCloseResponse::None,
+                };
             }
-            None => return,
+            None => return SubscriptionCloseResponse::None,
         }
     }
 }
@@ -245,7 +256,7 @@ fn module(app: App, registry: Arc<Registry>) -> RpcModule<()> {
                             let registry = registry.clone();
                             async move {
                                 let procedure = registry.get(name).expect("registered");
-                                run_subscription(app, procedure, params, pending, extensions).await;
+                                run_subscription(app, procedure, params, pending, extensions).await
                             }
                         },
                     )
