@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
-use tidings_domain::{Channel, Error, ErrorCode, ExternalId, TypeChannels};
+use tidings_domain::{Channel, Error, ErrorCode, ExternalId, NotificationId, TypeChannels};
 use uuid::Uuid;
 
 use crate::db::{Backend, Db, classify, get};
@@ -54,8 +54,9 @@ pub struct IdempotencyClaim {
 /// What a fan-out did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FanoutOutcome {
-    /// Sent now: how many recipients got at least one channel.
-    Sent { users_notified: u64 },
+    /// Sent now: how many recipients got at least one channel, and the range holding the ids
+    /// of the inbox items written.
+    Sent { users_notified: u64, ids: IdRange },
     /// The key was used within a day with the same input: the first call's answer.
     Replayed { users_notified: u64 },
     /// The key was used within a day with a different input.
@@ -136,6 +137,26 @@ fn id_prefix() -> String {
     let mut hex: String = bytes[..12].iter().map(|b| format!("{b:02x}")).collect();
     hex.truncate(24);
     hex
+}
+
+/// The ids between `first` and `last`, both included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRange {
+    pub first: NotificationId,
+    pub last: NotificationId,
+}
+
+impl IdRange {
+    /// Every id that starts with `prefix` (24 hex digits, see [`id_prefix`]).
+    fn of_prefix(prefix: &str) -> Self {
+        let id = |suffix: &str| {
+            NotificationId(Uuid::parse_str(&format!("{prefix}{suffix}")).unwrap_or_default())
+        };
+        Self {
+            first: id("00000000"),
+            last: id("ffffffff"),
+        }
+    }
 }
 
 fn json_array<'a>(ids: impl IntoIterator<Item = &'a str>) -> Value {
@@ -287,8 +308,14 @@ impl Db {
     pub async fn fan_out(&self, f: &Fanout) -> Result<FanoutOutcome, Error> {
         let txn = self.conn.begin().await.map_err(classify)?;
         match self.fan_out_in(&txn, f).await {
-            Ok(FanoutOutcome::Sent { users_notified }) => match txn.commit().await {
-                Ok(()) => Ok(FanoutOutcome::Sent { users_notified }),
+            Ok(FanoutOutcome::Sent {
+                users_notified,
+                ids,
+            }) => match txn.commit().await {
+                Ok(()) => Ok(FanoutOutcome::Sent {
+                    users_notified,
+                    ids,
+                }),
                 Err(e) => {
                     let err = classify(e);
                     // Another call with the same key committed first: answer as it did.
@@ -375,7 +402,9 @@ impl Db {
 
         // Each recipient once, with whether each channel reaches them.
         let (clause, where_values) = recipient_predicate(&dialect, &f.recipients);
-        let mut values: Vec<Value> = vec![id_prefix().into()];
+        let prefix = id_prefix();
+        let ids = IdRange::of_prefix(&prefix);
+        let mut values: Vec<Value> = vec![prefix.into()];
         let mut joins = String::new();
         for (channel, alias) in [
             (Channel::InApp, "p_in_app"),
@@ -489,6 +518,9 @@ impl Db {
             )
             .await?;
         }
-        Ok(FanoutOutcome::Sent { users_notified })
+        Ok(FanoutOutcome::Sent {
+            users_notified,
+            ids,
+        })
     }
 }

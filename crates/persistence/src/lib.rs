@@ -24,7 +24,7 @@ pub use banners::{
 };
 pub use db::{Backend, Db};
 pub use fanout::{
-    Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdempotencyClaim, Recipients,
+    Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdRange, IdempotencyClaim, Recipients,
 };
 pub use groups::GroupRecord;
 pub use keys::ServiceKeyRecord;

@@ -77,7 +77,7 @@ pub struct InboxPage {
 }
 
 /// The numbers behind a bell badge, over the inbox (not the archive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub unread: u64,
     pub unseen: u64,

@@ -9,9 +9,18 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tidings_domain::{Error, ExternalId, NotificationId, NotificationStatus};
 use tokio::sync::mpsc;
 
-use crate::db::{Backend, Db, classify};
+use std::collections::HashMap;
+
+use sea_orm::ConnectionTrait;
+
+use crate::db::{Backend, Db, classify, get};
 use crate::entities::notifications;
+use crate::fanout::IdRange;
+use crate::notifications::Counts;
 use crate::notifications::NotificationRecord;
+
+/// Users per statement when reading for many subscribers at once.
+const USERS_PER_STATEMENT: usize = 500;
 
 /// The PostgreSQL channel Tidings signals on.
 pub const EVENTS_CHANNEL: &str = "tidings_events";
@@ -97,6 +106,67 @@ impl Db {
             .await
             .map(|v| v.into_iter().map(Into::into).collect())
             .map_err(classify)
+    }
+
+    /// The inbox items of `users` with ids in `ids` (one fan-out's), oldest first: what a
+    /// fan-out brought the users subscribed to this process, read in a few statements.
+    pub async fn inbox_in_range(
+        &self,
+        users: &[&str],
+        ids: IdRange,
+    ) -> Result<Vec<NotificationRecord>, Error> {
+        let mut items: Vec<NotificationRecord> = Vec::new();
+        for chunk in users.chunks(USERS_PER_STATEMENT) {
+            let rows = notifications::Entity::find()
+                .filter(notifications::Column::UserId.is_in(chunk.iter().copied()))
+                .filter(notifications::Column::Status.eq(NotificationStatus::Inbox.as_str()))
+                .filter(notifications::Column::Id.between(ids.first.0, ids.last.0))
+                .all(&self.conn)
+                .await
+                .map_err(classify)?;
+            items.extend(rows.into_iter().map(NotificationRecord::from));
+        }
+        items.sort_by_key(|n| n.id);
+        Ok(items)
+    }
+
+    /// The inbox counts of each of `users` (zero for a user without items), in a few statements.
+    pub async fn counts_of(&self, users: &[&str]) -> Result<Vec<(ExternalId, Counts)>, Error> {
+        let mut counts: HashMap<&str, Counts> =
+            users.iter().map(|u| (*u, Counts::default())).collect();
+        for chunk in users.chunks(USERS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut values: Vec<sea_orm::Value> = vec![false.into()];
+            values.extend(chunk.iter().map(|u| (*u).into()));
+            let rows = self
+                .conn
+                .query_all_raw(self.stmt(
+                    &format!(
+                        "SELECT user_id, COUNT(*) AS total, \
+                         COUNT(*) FILTER (WHERE \"read\" = ?) AS unread, \
+                         COUNT(*) FILTER (WHERE seen_at IS NULL) AS unseen \
+                         FROM notifications WHERE status = 'inbox' AND user_id IN ({marks}) \
+                         GROUP BY user_id"
+                    ),
+                    values,
+                ))
+                .await
+                .map_err(classify)?;
+            for row in rows {
+                let user: String = get(&row, "user_id")?;
+                if let Some(entry) = counts.get_mut(user.as_str()) {
+                    *entry = Counts {
+                        unread: get::<i64>(&row, "unread")? as u64,
+                        unseen: get::<i64>(&row, "unseen")? as u64,
+                        total: get::<i64>(&row, "total")? as u64,
+                    };
+                }
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(user, c)| (ExternalId::from_trusted(user.to_owned()), c))
+            .collect())
     }
 
     /// The id of a user's newest inbox item.

@@ -438,10 +438,13 @@ pub(crate) async fn notify(ctx: Ctx, input: Value) -> Result<NotifyOutput, Error
     };
     let started = std::time::Instant::now();
     match ctx.db().fan_out(&fanout).await? {
-        FanoutOutcome::Sent { users_notified } => {
+        FanoutOutcome::Sent {
+            users_notified,
+            ids,
+        } => {
             ctx.app
                 .hub
-                .many_changed(fanout.recipients.organization.as_ref())
+                .many_changed(fanout.recipients.organization.as_ref(), Some(ids))
                 .await;
             tracing::info!(
                 kind = %fanout.kind.key,

@@ -6,6 +6,10 @@
 //! subscriber never makes the hub buffer or block, a resumed subscription replays exactly what
 //! it missed, and the same code serves one process (SQLite, signals in memory) or many
 //! (PostgreSQL, signals by `NOTIFY`).
+//!
+//! A fan-out wakes thousands of subscriptions at once. Its signal also names the range of the
+//! new items' ids, so the hub reads the items and counts of every woken subscriber in a few
+//! statements and hands each its share, instead of every subscription querying for itself.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +19,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tidings_domain::{Error, ErrorCode, ExternalId, NotificationId};
-use tidings_persistence::{Counts, Db, Heard, NotificationRecord};
+use tidings_persistence::{Counts, Db, Heard, IdRange, NotificationRecord};
 use tokio::sync::Notify;
 
 use crate::cache::Caches;
@@ -61,6 +65,31 @@ pub struct Signal {
     /// These users' sessions or roles changed (sign-out, deletion, a new role).
     #[serde(default, rename = "s", skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
+    /// The new items of an organization's or everyone's change (a fan-out) have ids in this
+    /// range, first and last.
+    #[serde(default, rename = "n", skip_serializing_if = "Option::is_none")]
+    pub ids: Option<[uuid::Uuid; 2]>,
+}
+
+impl Signal {
+    /// The range of a fan-out's new items, when that is all the signal says changed.
+    fn fan_out(&self) -> Option<IdRange> {
+        let [first, last] = self.ids?;
+        let many = self.everyone || self.organization.is_some();
+        (many && self.users.is_empty()).then_some(IdRange {
+            first: NotificationId(first),
+            last: NotificationId(last),
+        })
+    }
+}
+
+/// What woke a subscription, left for it by the hub.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    /// New items of fan-outs, read for every woken subscriber at once.
+    items: Vec<NotificationRecord>,
+    /// A change the items do not cover: the subscription reads for itself.
+    read: bool,
 }
 
 /// Signals listing more users than this are sent as "everyone" (a NOTIFY payload is small).
@@ -70,6 +99,22 @@ struct Subscriber {
     id: u64,
     organization: ExternalId,
     wake: Arc<Notify>,
+    /// `None` for a subscription that wants counts only.
+    mailbox: Option<Arc<Mutex<Mailbox>>>,
+}
+
+impl Subscriber {
+    /// Wakes the subscription to read for itself.
+    fn wake_to_read(&self) {
+        if let Some(mailbox) = &self.mailbox {
+            lock(mailbox).read = true;
+        }
+        self.wake.notify_one();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Default)]
@@ -104,15 +149,36 @@ pub(crate) struct Subscription {
     user: String,
     id: u64,
     pub(crate) wake: Arc<Notify>,
+    mailbox: Option<Arc<Mutex<Mailbox>>>,
+}
+
+impl Subscription {
+    /// What the hub left since the last call: fan-out items, and whether to read for itself.
+    fn take_mail(&self) -> (Vec<NotificationRecord>, bool) {
+        match &self.mailbox {
+            Some(mailbox) => {
+                let mut mailbox = lock(mailbox);
+                (
+                    std::mem::take(&mut mailbox.items),
+                    std::mem::take(&mut mailbox.read),
+                )
+            }
+            None => (Vec::new(), true),
+        }
+    }
+
+    /// Comes back at once to read more.
+    fn read_again(&self) {
+        if let Some(mailbox) = &self.mailbox {
+            lock(mailbox).read = true;
+        }
+        self.wake.notify_one();
+    }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut registry = self
-            .hub
-            .subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = lock(&self.hub.subscribers);
         if let Some(list) = registry.by_user.get_mut(&self.user) {
             list.retain(|s| s.id != self.id);
             if list.is_empty() {
@@ -198,15 +264,19 @@ impl Hub {
         self.publish(signal).await;
     }
 
-    /// Tells every process that every user of `organization` (or every user) may have news.
-    pub async fn many_changed(&self, organization: Option<&ExternalId>) {
+    /// Tells every process that every user of `organization` (or every user) may have news,
+    /// with ids in `ids` when that is known (a fan-out's).
+    pub async fn many_changed(&self, organization: Option<&ExternalId>, ids: Option<IdRange>) {
+        let ids = ids.map(|r| [r.first.0, r.last.0]);
         let signal = match organization {
             Some(org) => Signal {
                 organization: Some(org.as_str().to_owned()),
+                ids,
                 ..Signal::default()
             },
             None => Signal {
                 everyone: true,
+                ids,
                 ..Signal::default()
             },
         };
@@ -334,8 +404,24 @@ impl Hub {
 
     fn dispatch(&self, signal: &Signal) {
         self.invalidate(signal);
-        let registry = self.0.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        let wake_all = |list: &Vec<Subscriber>| list.iter().for_each(|s| s.wake.notify_one());
+        let registry = lock(&self.0.subscribers);
+        if let Some(ids) = signal.fan_out() {
+            let woken: Vec<(String, ExternalId)> = registry
+                .by_user
+                .iter()
+                .filter_map(|(user, list)| {
+                    let first = list.first()?;
+                    let org = signal.organization.as_deref();
+                    (org.is_none_or(|o| first.organization.as_str() == o))
+                        .then(|| (user.clone(), first.organization.clone()))
+                })
+                .collect();
+            if !woken.is_empty() {
+                tokio::spawn(self.clone().deliver_fan_out(woken, ids));
+            }
+            return;
+        }
+        let wake_all = |list: &Vec<Subscriber>| list.iter().for_each(Subscriber::wake_to_read);
         if signal.everyone {
             registry.by_user.values().for_each(wake_all);
             return;
@@ -344,7 +430,7 @@ impl Hub {
             for list in registry.by_user.values() {
                 list.iter()
                     .filter(|s| s.organization.as_str() == org)
-                    .for_each(|s| s.wake.notify_one());
+                    .for_each(Subscriber::wake_to_read);
             }
         }
         for user in &signal.users {
@@ -354,13 +440,72 @@ impl Hub {
         }
     }
 
+    /// Reads a fan-out's items and the counts of the `woken` users (with their organizations)
+    /// in a few statements, keeps the counts, and wakes each subscription with its items.
+    async fn deliver_fan_out(self, woken: Vec<(String, ExternalId)>, ids: IdRange) {
+        let users: Vec<&str> = woken.iter().map(|(u, _)| u.as_str()).collect();
+        let epoch = self.0.caches.counts_epoch();
+        let read = async {
+            let items = self.0.db.inbox_in_range(&users, ids).await?;
+            let counts = self.0.db.counts_of(&users).await?;
+            Ok::<_, Error>((items, counts))
+        };
+        let mut items_of: HashMap<String, Vec<NotificationRecord>> = HashMap::new();
+        match read.await {
+            Ok((items, counts)) => {
+                let orgs: HashMap<&str, &ExternalId> =
+                    woken.iter().map(|(u, o)| (u.as_str(), o)).collect();
+                for (user, c) in counts {
+                    if let Some(org) = orgs.get(user.as_str()) {
+                        self.0.caches.keep_counts(&user, org, c, epoch);
+                    }
+                }
+                for item in items {
+                    items_of
+                        .entry(item.user_id.as_str().to_owned())
+                        .or_default()
+                        .push(item);
+                }
+            }
+            Err(e) => {
+                // Each subscription reads for itself instead.
+                tracing::warn!(error = %e, "could not read a fan-out for its subscribers");
+                let registry = lock(&self.0.subscribers);
+                for (user, _) in &woken {
+                    registry
+                        .by_user
+                        .get(user)
+                        .into_iter()
+                        .flatten()
+                        .for_each(Subscriber::wake_to_read);
+                }
+                return;
+            }
+        }
+        let registry = lock(&self.0.subscribers);
+        for (user, _) in &woken {
+            let Some(list) = registry.by_user.get(user) else {
+                continue;
+            };
+            let items = items_of.remove(user).unwrap_or_default();
+            for subscriber in list {
+                if let Some(mailbox) = &subscriber.mailbox {
+                    lock(mailbox).items.extend(items.iter().cloned());
+                }
+                subscriber.wake.notify_one();
+            }
+        }
+    }
+
+    /// Opens a subscription for `user`; `items`: whether it wants new items or counts only.
     pub(crate) fn subscribe(
         &self,
         user: &ExternalId,
         organization: &ExternalId,
+        items: bool,
     ) -> Result<Subscription, Error> {
         let inner = &self.0;
-        let mut registry = inner.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = lock(&inner.subscribers);
         if inner.open.load(Ordering::Relaxed) >= inner.limits.total {
             return Err(Error::new(
                 ErrorCode::TooManyRequests,
@@ -385,10 +530,12 @@ impl Hub {
         }
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
+        let mailbox = items.then(Arc::default);
         list.push(Subscriber {
             id,
             organization: organization.clone(),
             wake: wake.clone(),
+            mailbox: mailbox.clone(),
         });
         inner.open.fetch_add(1, Ordering::Relaxed);
         Ok(Subscription {
@@ -396,6 +543,7 @@ impl Hub {
             user: user.as_str().to_owned(),
             id,
             wake,
+            mailbox,
         })
     }
 }
@@ -520,7 +668,37 @@ impl OnNewState {
         Ok(())
     }
 
+    /// What is new since the last turn: the items the hub left, and, when woken by another
+    /// change, what a read from the database finds.
     async fn read_new(&mut self) -> Result<(), Error> {
+        let (mail, read) = self.subscription.take_mail();
+        let mut fresh = if read {
+            self.read_fresh().await?
+        } else {
+            Vec::new()
+        };
+        for item in mail {
+            if !self.sent.contains(&item.id) && !fresh.iter().any(|n| n.id == item.id) {
+                fresh.push(item);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        fresh.sort_by_key(|n| n.id);
+        self.sent.extend(fresh.iter().map(|n| n.id));
+        self.last = fresh.iter().map(|n| n.id).chain(self.last).max();
+        if let Some(last) = self.last {
+            let floor = window_floor(last);
+            self.sent.retain(|id| *id >= floor);
+        }
+        let counts = self.hub.counts(&self.user, &self.organization).await?;
+        self.pending.extend(new_events(fresh, counts));
+        Ok(())
+    }
+
+    /// Items not sent yet, read from the database from the look-back window below the last.
+    async fn read_fresh(&mut self) -> Result<Vec<NotificationRecord>, Error> {
         let mut cursor = self.last.map(window_floor);
         let mut fresh: Vec<NotificationRecord> = Vec::new();
         loop {
@@ -536,22 +714,11 @@ impl OnNewState {
             }
             if fresh.len() as u64 >= CATCH_UP_BATCH {
                 // More to read: come back at once.
-                self.subscription.wake.notify_one();
+                self.subscription.read_again();
                 break;
             }
         }
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        self.sent.extend(fresh.iter().map(|n| n.id));
-        self.last = fresh.iter().map(|n| n.id).chain(self.last).max();
-        if let Some(last) = self.last {
-            let floor = window_floor(last);
-            self.sent.retain(|id| *id >= floor);
-        }
-        let counts = self.hub.counts(&self.user, &self.organization).await?;
-        self.pending.extend(new_events(fresh, counts));
-        Ok(())
+        Ok(fresh)
     }
 }
 
@@ -565,7 +732,7 @@ pub(crate) async fn on_new(
     let subscription = ctx
         .app
         .hub
-        .subscribe(&user.user_id, &user.organization_id)?;
+        .subscribe(&user.user_id, &user.organization_id, true)?;
     let db = ctx.db().clone();
     // Resume after the given item when it is one of the caller's; an unknown id replays
     // nothing, as tRPC does.
@@ -597,6 +764,7 @@ pub(crate) async fn on_new(
     };
     state.seed().await?;
     if resume.is_some() {
+        state.subscription.read_again();
         state.read_new().await?;
     }
     Ok(stream::unfold(Some(state), |state| async move {
@@ -624,7 +792,7 @@ pub(crate) async fn on_counts(
     let subscription = ctx
         .app
         .hub
-        .subscribe(&user.user_id, &user.organization_id)?;
+        .subscribe(&user.user_id, &user.organization_id, false)?;
     let hub = ctx.app.hub.clone();
     let first = hub.counts(&user.user_id, &user.organization_id).await?;
     struct State {
