@@ -3,21 +3,17 @@
 //! On PostgreSQL a signal is a `NOTIFY` on one channel, so every process on the database hears
 //! every change; on SQLite there is one process and signals stay in memory (the caller's hub).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tidings_domain::{Error, ExternalId, NotificationId, NotificationStatus};
 use tokio::sync::mpsc;
-
-use std::collections::HashMap;
-
-use sea_orm::ConnectionTrait;
 
 use crate::db::{Backend, Db, classify, get};
 use crate::entities::notifications;
 use crate::fanout::IdRange;
-use crate::notifications::Counts;
-use crate::notifications::NotificationRecord;
+use crate::notifications::{Counts, NotificationRecord};
 
 /// Users per statement when reading for many subscribers at once.
 const USERS_PER_STATEMENT: usize = 500;
