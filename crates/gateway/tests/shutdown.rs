@@ -1,6 +1,7 @@
 //! Graceful shutdown of the real process: on SIGTERM it stops accepting connections, finishes
 //! requests in flight, ends subscription streams with a last retryable event, and exits 0
-//! within `TIDINGS_SHUTDOWN_GRACE_SECONDS` — also when a request never finishes.
+//! within `TIDINGS_SHUTDOWN_GRACE_SECONDS` — also when a request never finishes. And what it
+//! logs meanwhile: one JSON line per call with the request id, never a password.
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +44,10 @@ fn tidings(db: &str) -> Command {
 }
 
 async fn start(grace: &str) -> Server {
+    start_with(grace, &[], Stdio::null()).await
+}
+
+async fn start_with(grace: &str, env: &[(&str, &str)], stderr: Stdio) -> Server {
     let path = std::env::temp_dir().join(format!(
         "tidings_shutdown_{}.db",
         uuid::Uuid::now_v7().simple()
@@ -64,7 +69,9 @@ async fn start(grace: &str) -> Server {
     let child = tidings(&url)
         .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
         .env("TIDINGS_SHUTDOWN_GRACE_SECONDS", grace)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let server = Server {
@@ -178,15 +185,12 @@ async fn sigterm_drains_requests_and_streams_then_exits_0() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The stream ends with a retryable error, so the client reconnects and resumes.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.chunk())
-            .await
-            .expect("the stream ends within 5 s")
-            .unwrap()
-        {
-            Some(chunk) => received.push_str(&String::from_utf8_lossy(&chunk)),
-            None => break,
-        }
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("the stream ends within 5 s")
+        .unwrap()
+    {
+        received.push_str(&String::from_utf8_lossy(&chunk));
     }
     let last = received.trim_end().rsplit("\n\n\n").next().unwrap();
     assert!(
@@ -215,4 +219,43 @@ async fn a_request_that_never_ends_does_not_hold_the_exit_past_the_grace() {
         took >= Duration::from_millis(900),
         "left after {took:?}, before the grace"
     );
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_call_and_its_request_id_but_no_password() {
+    let mut server = start_with(
+        "5",
+        &[("TIDINGS_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        Stdio::piped(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let wrong = http
+        .post(format!(
+            "http://127.0.0.1:{}/api/trpc/auth.login",
+            server.port
+        ))
+        .header("content-type", "application/json")
+        .header("x-request-id", "trace-me-1")
+        .body(r#"{"json":{"email":"ann@example.com","password":"hunter2-secret"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.headers()["x-request-id"], "trace-me-1");
+    terminate(&server);
+    let (status, _) = exit_within(&mut server, Duration::from_secs(10)).await;
+    assert!(status.success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!log.contains("hunter2-secret"), "{log}");
+    let call = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["procedure"] == "auth.login")
+        .unwrap_or_else(|| panic!("no JSON line for the call: {log}"));
+    assert_eq!(call["fields"]["code"], "UNAUTHORIZED", "{call}");
+    assert_eq!(call["fields"]["caller"], "anonymous", "{call}");
+    assert!(call["fields"]["duration_ms"].is_number(), "{call}");
+    assert_eq!(call["span"]["request_id"], "trace-me-1", "{call}");
 }
