@@ -169,6 +169,11 @@ impl TestApp {
         let mut vars: Vec<(String, String)> = vec![
             ("TIDINGS_DATABASE_URL".into(), db.url.clone()),
             ("TIDINGS_LISTEN".into(), "127.0.0.1:0".into()),
+            // Every test client comes from 127.0.0.1 and many run at once: rate limits are
+            // off unless a test sets them (tests/tests/limits.rs).
+            ("TIDINGS_RATE_LIMIT_PER_IP".into(), "0".into()),
+            ("TIDINGS_RATE_LIMIT_PER_SESSION".into(), "0".into()),
+            ("TIDINGS_RATE_LIMIT_PER_SERVICE_KEY".into(), "0".into()),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_lookup(|name| {

@@ -19,7 +19,8 @@ const SSE_HEADERS: [(&str, &str); 5] = [
     ("x-accel-buffering", "no"),
 ];
 
-/// A 200 event stream with exactly the reference's headers (plus hyper's `date` and chunking).
+/// A 200 event stream with exactly the reference's headers (plus hyper's `date` and chunking,
+/// and Tidings' `x-request-id` on every response).
 fn assert_stream_headers(sse: &Sse) {
     assert_eq!(sse.status, 200, "{sse:?}");
     for (name, value) in SSE_HEADERS {
@@ -28,7 +29,7 @@ fn assert_stream_headers(sse: &Sse) {
     }
     for name in sse.headers.keys() {
         let known = SSE_HEADERS.iter().any(|(n, _)| n == name)
-            || ["date", "transfer-encoding", "allow"].contains(&name.as_str());
+            || ["date", "transfer-encoding", "allow", "x-request-id"].contains(&name.as_str());
         assert!(known, "unexpected header {name}: {:?}", sse.headers);
     }
     assert_eq!(

@@ -249,6 +249,13 @@ pub fn start_server(
         .env("TIDINGS_DATABASE_URL", database_url)
         .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        // Benchmarks hammer one session from one address, and a large fan-out may take longer
+        // than a request is normally allowed: limits off.
+        .env("TIDINGS_RATE_LIMIT_PER_IP", "0")
+        .env("TIDINGS_RATE_LIMIT_PER_SESSION", "0")
+        .env("TIDINGS_RATE_LIMIT_PER_SERVICE_KEY", "0")
+        .env("TIDINGS_MAX_CONCURRENT_REQUESTS", "0")
+        .env("TIDINGS_REQUEST_TIMEOUT_SECONDS", "0")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(

@@ -61,6 +61,8 @@ pub struct Error {
     pub code: ErrorCode,
     pub message: String,
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// For `TOO_MANY_REQUESTS`: how long the caller should wait (the `Retry-After` header).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Error {
@@ -69,6 +71,15 @@ impl Error {
             code,
             message: message.into(),
             source: None,
+            retry_after: None,
+        }
+    }
+
+    /// `TOO_MANY_REQUESTS`: try again after `wait`.
+    pub fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(ErrorCode::TooManyRequests, message)
         }
     }
 
@@ -103,6 +114,7 @@ impl Error {
             code: ErrorCode::InternalServerError,
             message: "Internal server error".to_owned(),
             source: Some(Box::new(source)),
+            retry_after: None,
         }
     }
 
@@ -111,6 +123,7 @@ impl Error {
             code: ErrorCode::InternalServerError,
             message: "The database is unavailable, try again shortly".to_owned(),
             source: Some(Box::new(source)),
+            retry_after: None,
         }
     }
 }

@@ -85,6 +85,7 @@ fn cli_ctx(db: Db) -> Ctx {
             name: "cli".to_owned(),
         })),
         session: Default::default(),
+        client_ip: None,
     }
 }
 

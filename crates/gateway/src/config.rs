@@ -1,5 +1,5 @@
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Everything Tidings reads from its environment, checked once at start.
@@ -23,6 +23,32 @@ pub struct Config {
     pub max_subscriptions: usize,
     /// `TIDINGS_MAX_SUBSCRIPTIONS_PER_USER`: open subscriptions per user (and per WebSocket).
     pub max_subscriptions_per_user: usize,
+    /// Request limits, shutdown and the client address: see [`Limits`].
+    pub limits: Limits,
+}
+
+/// How much one client may ask, and how the process stops. Rates are requests per second with
+/// bursts of twice that; 0 turns a limit off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `TIDINGS_RATE_LIMIT_PER_IP`: requests per second from one client address.
+    pub per_ip: u32,
+    /// `TIDINGS_RATE_LIMIT_PER_SESSION`: requests per second with one session cookie.
+    pub per_session: u32,
+    /// `TIDINGS_RATE_LIMIT_PER_SERVICE_KEY`: requests per second with one service key.
+    pub per_service_key: u32,
+    /// `TIDINGS_TRUSTED_PROXIES`: proxy addresses whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// `TIDINGS_LOGIN_FAILURES_PER_MINUTE`: failed sign-ins per email and per address.
+    pub login_failures_per_minute: u32,
+    /// `TIDINGS_REQUEST_TIMEOUT_SECONDS`: longest time to answer a request (not a stream).
+    pub request_timeout: Option<Duration>,
+    /// `TIDINGS_MAX_CONCURRENT_REQUESTS`: requests served at once; more are refused.
+    pub max_concurrent_requests: usize,
+    /// `TIDINGS_MAX_BATCH_SIZE`: calls in one tRPC batch.
+    pub max_batch_size: usize,
+    /// `TIDINGS_SHUTDOWN_GRACE_SECONDS`: how long a stopping process waits for work to finish.
+    pub shutdown_grace: Duration,
 }
 
 /// A whole number from `min` to `max`, or the variable's error.
@@ -164,6 +190,63 @@ impl Config {
             (1, 10_000),
         )? as usize;
 
+        let rate = |variable: &'static str, default: u64| {
+            number(variable, get(variable), default, (0, 1_000_000)).map(|n| n as u32)
+        };
+        let trusted_proxies = match get("TIDINGS_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse::<IpAddr>().map_err(|_| {
+                        err(
+                            "TIDINGS_TRUSTED_PROXIES",
+                            format!("{a:?} is not an IP address such as 10.0.0.1"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let timeout = number(
+            "TIDINGS_REQUEST_TIMEOUT_SECONDS",
+            get("TIDINGS_REQUEST_TIMEOUT_SECONDS"),
+            60,
+            (0, 86_400),
+        )?;
+        let limits = Limits {
+            per_ip: rate("TIDINGS_RATE_LIMIT_PER_IP", 500)?,
+            per_session: rate("TIDINGS_RATE_LIMIT_PER_SESSION", 100)?,
+            per_service_key: rate("TIDINGS_RATE_LIMIT_PER_SERVICE_KEY", 2000)?,
+            trusted_proxies,
+            login_failures_per_minute: number(
+                "TIDINGS_LOGIN_FAILURES_PER_MINUTE",
+                get("TIDINGS_LOGIN_FAILURES_PER_MINUTE"),
+                10,
+                (0, 1_000_000),
+            )? as u32,
+            request_timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+            max_concurrent_requests: number(
+                "TIDINGS_MAX_CONCURRENT_REQUESTS",
+                get("TIDINGS_MAX_CONCURRENT_REQUESTS"),
+                1024,
+                (0, 1_000_000),
+            )? as usize,
+            max_batch_size: number(
+                "TIDINGS_MAX_BATCH_SIZE",
+                get("TIDINGS_MAX_BATCH_SIZE"),
+                100,
+                (1, 10_000),
+            )? as usize,
+            shutdown_grace: Duration::from_secs(number(
+                "TIDINGS_SHUTDOWN_GRACE_SECONDS",
+                get("TIDINGS_SHUTDOWN_GRACE_SECONDS"),
+                20,
+                (0, 3600),
+            )?),
+        };
+
         Ok(Self {
             database_url,
             listen,
@@ -174,6 +257,7 @@ impl Config {
             sse_ping,
             max_subscriptions,
             max_subscriptions_per_user,
+            limits,
         })
     }
 }
@@ -206,12 +290,34 @@ mod tests {
             ("TIDINGS_COOKIE_SECURE", "yes"),
             ("TIDINGS_SESSION_TTL_SECONDS", "10"),
             ("TIDINGS_ALLOWED_ORIGINS", "app.example.com"),
+            ("TIDINGS_RATE_LIMIT_PER_IP", "-1"),
+            ("TIDINGS_RATE_LIMIT_PER_SESSION", "many"),
+            ("TIDINGS_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("TIDINGS_MAX_BATCH_SIZE", "0"),
+            ("TIDINGS_SHUTDOWN_GRACE_SECONDS", "1h"),
+            ("TIDINGS_REQUEST_TIMEOUT_SECONDS", "x"),
         ];
         for (variable, value) in cases {
             let e = config(&[(variable, value)]).unwrap_err();
             assert_eq!(e.variable, variable);
             assert!(e.to_string().starts_with(variable), "{e}");
         }
+    }
+
+    #[test]
+    fn limits() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.limits.request_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(c.limits.login_failures_per_minute, 10);
+        let c = config(&[
+            ("TIDINGS_RATE_LIMIT_PER_SESSION", "0"),
+            ("TIDINGS_REQUEST_TIMEOUT_SECONDS", "0"),
+            ("TIDINGS_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.per_session, 0);
+        assert_eq!(c.limits.request_timeout, None);
+        assert_eq!(c.limits.trusted_proxies.len(), 2);
     }
 
     #[test]

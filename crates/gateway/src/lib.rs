@@ -7,10 +7,12 @@
 pub mod cli;
 mod config;
 pub mod demo;
+mod limits;
+mod observe;
 mod rpc;
 mod server;
 mod session;
 mod trpc;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Limits};
 pub use server::{RunningServer, start};

@@ -53,11 +53,11 @@ fn error_object(err: &Error, path: &str) -> ErrorObjectOwned {
         tracing::error!(procedure = path, error = %err, "procedure failed");
     }
     let (key, number, status) = err.code.wire();
-    ErrorObjectOwned::owned(
-        number,
-        err.message.clone(),
-        Some(json!({"code": key, "httpStatus": status, "path": path})),
-    )
+    let mut data = json!({"code": key, "httpStatus": status, "path": path});
+    if let Some(wait) = err.retry_after {
+        data["retryAfter"] = json!(wait.as_secs().max(1));
+    }
+    ErrorObjectOwned::owned(number, err.message.clone(), Some(data))
 }
 
 /// `params` as a procedure input: an object is the input; `[input]` (positional) also works.
@@ -84,6 +84,7 @@ async fn context(app: &App, extensions: &jsonrpsee::Extensions) -> Result<Ctx, E
         app: app.clone(),
         caller,
         session: SessionSlot::default(),
+        client_ip: extensions.get::<crate::limits::ClientIp>().map(|c| c.0),
     })
 }
 

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -8,11 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tidings_procedures::{App, AppConfig, Db, Error, Registry, SubscriptionLimits};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::Config;
+use crate::limits::{self, Limiter};
+use crate::observe;
 use crate::rpc::{self, RpcState};
 use crate::session::{self, SessionState};
 use crate::trpc::{self, TrpcState};
@@ -69,7 +72,12 @@ fn json_status(status: StatusCode, body: &'static str) -> Response {
 }
 
 /// Builds every route of the service over one app; `stop` ends JSON-RPC connections.
-pub fn router(app: App, config: &Config, stop: jsonrpsee::server::StopHandle) -> Router {
+pub fn router(
+    app: App,
+    config: &Config,
+    limiter: Arc<Limiter>,
+    stop: jsonrpsee::server::StopHandle,
+) -> Router {
     let registry = Arc::new(Registry::new());
     let json_rpc = Router::new()
         .route("/rpc", any(rpc::handle))
@@ -91,17 +99,24 @@ pub fn router(app: App, config: &Config, stop: jsonrpsee::server::StopHandle) ->
             app: app.clone(),
             registry,
             ping_interval: config.sse_ping,
+            max_batch_size: config.limits.max_batch_size,
         })
         .layer(axum::middleware::from_fn_with_state(
             session_state,
             session::layer,
         ));
+    // Health checks and metrics stay outside the limits: a load balancer or Prometheus must
+    // never be throttled.
+    let limited = rpc
+        .merge(json_rpc)
+        .layer(axum::middleware::from_fn_with_state(limiter, limits::layer));
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(observe::metrics))
         .with_state(app)
-        .merge(rpc)
-        .merge(json_rpc);
+        .merge(limited)
+        .layer(axum::middleware::from_fn(observe::layer));
     if !config.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
             .allowed_origins
@@ -140,12 +155,17 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
                 per_user: config.max_subscriptions_per_user,
                 total: config.max_subscriptions,
             },
+            login_failures_per_minute: config.limits.login_failures_per_minute,
         },
     )
     .await?;
+    observe::prometheus();
     let (stop, rpc_server) = jsonrpsee::server::stop_channel();
     let hub = app.hub.clone();
-    let router = router(app, &config, stop);
+    let background = app.background.clone();
+    let limiter = Arc::new(Limiter::new(&config.limits));
+    forget_idle_clients(&app, limiter.clone());
+    let router = router(app, &config, limiter, stop);
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         Error::bad_request(format!(
             "TIDINGS_LISTEN: cannot listen on {}: {e}",
@@ -154,18 +174,52 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     })?;
     let addr = listener.local_addr().map_err(Error::internal)?;
     let (tx, rx) = oneshot::channel::<()>();
+    let grace = config.limits.shutdown_grace;
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = rx => {}
-                    _ = shutdown_signal() => {}
-                }
-                // Long-lived streams would hold the drain open: end them.
-                hub.close();
-                let _ = rpc_server.stop();
-            })
+        // When the stop began, for the grace period's deadline.
+        let (began_tx, mut began) = watch::channel(None::<Instant>);
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = shutdown_signal() => {}
+            }
+            tracing::info!(
+                grace_seconds = grace.as_secs(),
+                "stopping: no new connections, finishing requests in flight"
+            );
+            let _ = began_tx.send(Some(Instant::now()));
+            // Long-lived streams would hold the drain open: end them, each with a last event.
+            hub.close();
+            let _ = rpc_server.stop();
+        })
+        .into_future();
+        let out_of_time = async {
+            let _ = began.wait_for(Option::is_some).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = serve => result,
+            _ = out_of_time => {
+                tracing::warn!("the grace period ran out; requests still in flight are dropped");
+                Ok(())
+            }
+        };
+        // Then background work gets what is left of the grace period.
+        let left = began
+            .borrow()
+            .map_or(grace, |began| grace.saturating_sub(began.elapsed()));
+        if !background
+            .shutdown(left.max(Duration::from_millis(100)))
             .await
+        {
+            tracing::warn!("background tasks did not stop within the grace period");
+        }
+        tracing::info!("stopped");
+        result
     });
     tracing::info!(%addr, "Tidings is listening");
     Ok(RunningServer {
@@ -174,6 +228,25 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Every minute, drops rate-limit state of clients gone quiet and refreshes the metrics'
+/// histograms; ends when the server stops.
+fn forget_idle_clients(app: &App, limiter: Arc<Limiter>) {
+    let hub = app.hub.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    limiter.forget_idle();
+                    observe::prometheus().run_upkeep();
+                }
+                _ = hub.closed() => return,
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -31,6 +31,8 @@ pub struct TrpcState {
     pub registry: Arc<Registry>,
     /// A subscription stream sends `event: ping` after this long without any event.
     pub ping_interval: Duration,
+    /// The most calls one batch may hold.
+    pub max_batch_size: usize,
 }
 
 /// The body and status of one call's answer.
@@ -39,6 +41,8 @@ struct Answer {
     body: Value,
     /// `Allow` for a wrong-method answer.
     allow: Option<&'static str>,
+    /// `Retry-After` for a refusal that says when to come back.
+    retry_after: Option<Duration>,
 }
 
 fn error_body(err: &Error, path: Option<&str>) -> Value {
@@ -62,6 +66,7 @@ fn error_answer(err: Error, path: &str) -> Answer {
         status: status_of(err.code),
         body: error_body(&err, Some(path)),
         allow: None,
+        retry_after: err.retry_after,
     }
 }
 
@@ -78,8 +83,9 @@ fn json_response(status: StatusCode, body: &Value, allow: Option<&'static str>) 
 
 /// A failure of the whole request, before any procedure is resolved: one error object with no
 /// path, sent as text/plain like the reference does.
-fn whole_request_error(err: Error) -> Response {
+pub(crate) fn whole_request_error(err: Error) -> Response {
     let mut response = (status_of(err.code), error_body(&err, None).to_string()).into_response();
+    crate::limits::retry_after(&mut response, &err);
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
@@ -171,6 +177,7 @@ async fn run_call(
     method: &Method,
     auth: &RequestAuth,
     app: &App,
+    client_ip: Option<std::net::IpAddr>,
     input: RawInput,
 ) -> Answer {
     let path = procedure.name;
@@ -221,12 +228,14 @@ async fn run_call(
         app: app.clone(),
         caller,
         session: auth.session.clone(),
+        client_ip,
     };
     match procedure.call(ctx, input).await {
         Ok(data) => Answer {
             status: StatusCode::OK,
             body: json!({"result": {"data": {"json": data}}}),
             allow: None,
+            retry_after: None,
         },
         Err(err) => error_answer(err, path),
     }
@@ -308,13 +317,34 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     } else {
         vec![path.as_str()]
     };
+    if paths.len() > state.max_batch_size {
+        return whole_request_error(Error::field(
+            "batch",
+            format!(
+                "at most {} calls in one batch, got {}",
+                state.max_batch_size,
+                paths.len()
+            ),
+        ));
+    }
+    let client_ip = parts
+        .extensions
+        .get::<crate::limits::ClientIp>()
+        .map(|c| c.0);
     let procedures: Vec<Option<&Procedure>> = paths.iter().map(|p| state.registry.get(p)).collect();
     if let [Some(procedure)] = procedures.as_slice()
         && !batch
         && procedure.kind == Kind::Subscription
     {
         let input = with_last_event_id(inputs.take(0), &parts.headers, query);
-        return subscription_response(&state, procedure.name, &parts.method, auth, input);
+        return subscription_response(
+            &state,
+            procedure.name,
+            &parts.method,
+            auth,
+            client_ip,
+            input,
+        );
     }
     if batch {
         let mut kinds: Vec<Kind> = Vec::new();
@@ -350,7 +380,7 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
                     Some(p) if batch && p.kind == Kind::Subscription => {
                         error_answer(Error::bad_request("Cannot batch subscription calls"), path)
                     }
-                    Some(p) => run_call(p, method, auth, app, input).await,
+                    Some(p) => run_call(p, method, auth, app, client_ip, input).await,
                 }
             }
         });
@@ -358,7 +388,10 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
 
     if !batch {
         let answer = answers.pop().expect("one call");
-        return json_response(answer.status, &answer.body, answer.allow);
+        return with_retry_after(
+            json_response(answer.status, &answer.body, answer.allow),
+            answer.retry_after,
+        );
     }
     let first = answers.first().map(|a| a.status).unwrap_or(StatusCode::OK);
     let status = if answers.iter().all(|a| a.status == first) {
@@ -369,8 +402,20 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     // The reference sets `Allow` on the shared response headers whenever a call in the batch
     // has the wrong method, whatever the batch's status; the last such call's value wins.
     let allow = answers.iter().rev().find_map(|a| a.allow);
+    let retry = answers.iter().filter_map(|a| a.retry_after).max();
     let body = Value::Array(answers.into_iter().map(|a| a.body).collect());
-    json_response(status, &body, allow)
+    with_retry_after(json_response(status, &body, allow), retry)
+}
+
+fn with_retry_after(mut response: Response, wait: Option<Duration>) -> Response {
+    if let Some(wait) = wait {
+        let err = Error {
+            retry_after: Some(wait),
+            ..Error::new(ErrorCode::TooManyRequests, "")
+        };
+        crate::limits::retry_after(&mut response, &err);
+    }
+    response
 }
 
 /// tRPC's resume rule: the `Last-Event-ID` header, else `?lastEventId=` (else `?Last-Event-Id=`),
@@ -429,14 +474,13 @@ fn subscription_response(
     path: &'static str,
     method: &Method,
     auth: RequestAuth,
+    client_ip: Option<std::net::IpAddr>,
     input: RawInput,
 ) -> Response {
     let registry = state.registry.clone();
     let app = state.app.clone();
     let ping = state.ping_interval;
-    // On shutdown the stream ends without `return`, so the client reconnects elsewhere.
     let hub = state.app.hub.clone();
-    let closing = async move { hub.closed().await };
     let wrong_method = *method != Method::GET;
     let method_text = method.to_string();
     let events = async move {
@@ -457,6 +501,7 @@ fn subscription_response(
             app,
             caller,
             session: auth.session,
+            client_ip,
         };
         let Some(procedure) = registry.get(path) else {
             return failed(Error::not_found(format!(
@@ -464,7 +509,7 @@ fn subscription_response(
             )));
         };
         match procedure.subscribe(ctx, input).await {
-            Ok(events) => pump(events, ping, path).take_until(closing).boxed(),
+            Ok(events) => until_closed(pump(events, ping, path), hub, path).boxed(),
             Err(err) => failed(err),
         }
     };
@@ -487,6 +532,34 @@ fn subscription_response(
         headers.insert(ALLOW, HeaderValue::from_static("GET"));
     }
     response
+}
+
+/// Ends a stream when the process begins to stop, with a last `serialized-error` event of code
+/// `SERVICE_UNAVAILABLE`. `return` would tell the client the subscription is over for good
+/// (`onComplete`, no reconnect); this retryable code instead makes it reconnect after a few
+/// seconds with `Last-Event-ID` (WIRE.md §9), to another instance or to this one restarted,
+/// and miss nothing.
+fn until_closed(
+    events: impl futures::Stream<Item = Bytes> + Send + 'static,
+    hub: tidings_procedures::Hub,
+    path: &'static str,
+) -> impl futures::Stream<Item = Bytes> {
+    let closing: futures::future::BoxFuture<'static, ()> =
+        Box::pin(async move { hub.closed().await });
+    stream::unfold(Some((events.boxed(), closing)), move |state| async move {
+        let (mut events, mut closing) = state?;
+        tokio::select! {
+            biased;
+            _ = &mut closing => {
+                let err = Error::new(
+                    ErrorCode::ServiceUnavailable,
+                    "Tidings is restarting; reconnect to resume",
+                );
+                Some((sse_error(&err, path), None))
+            }
+            event = events.next() => event.map(|frame| (frame, Some((events, closing)))),
+        }
+    })
 }
 
 /// Frames a subscription's events, with a ping after `ping` of silence; a failure ends the

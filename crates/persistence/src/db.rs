@@ -15,6 +15,14 @@ pub enum Backend {
     Postgres,
 }
 
+/// A snapshot of the connection pool, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// A pool of connections to Tidings' database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -87,6 +95,33 @@ impl Db {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         self.conn.ping().await.map_err(classify)
+    }
+
+    /// How the connection pool is used right now: open connections, idle ones, the cap.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let (size, idle, max) = match self.backend {
+            Backend::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            Backend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        PoolUsage {
+            open: size,
+            idle: idle as u32,
+            max,
+        }
     }
 
     pub async fn close(self) -> Result<(), Error> {

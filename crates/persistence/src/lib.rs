@@ -22,7 +22,7 @@ pub use accounts::{NewUser, OrganizationRecord, UserChanges, UserRecord, UserUps
 pub use banners::{
     ActiveBanner, BannerChanges, BannerListing, BannerOrder, BannerPage, BannerRecord, NewBanner,
 };
-pub use db::{Backend, Db};
+pub use db::{Backend, Db, PoolUsage};
 pub use fanout::{
     Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdRange, IdempotencyClaim, Recipients,
 };

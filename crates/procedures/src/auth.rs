@@ -204,6 +204,17 @@ pub(crate) async fn login(ctx: Ctx, input: LoginInput) -> Result<LoginOutput, Er
         return Err(Error::field("password", "must be at most 1024 characters"));
     }
     let email = validate_email("email", &input.email)?;
+    let limiter = &ctx.app.login_limiter;
+    if let Err(wait) = limiter.check(&email, ctx.client_ip) {
+        metrics::counter!(crate::telemetry::LIMITED, "limit" => "login").increment(1);
+        return Err(Error::too_many_requests(
+            format!(
+                "Too many failed sign-ins; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+            wait,
+        ));
+    }
     let found = ctx.db().user_with_password(&email).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
@@ -211,6 +222,7 @@ pub(crate) async fn login(ctx: Ctx, input: LoginInput) -> Result<LoginOutput, Er
     };
     let ok = verify_password(input.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
+        limiter.failed(&email, ctx.client_ip);
         return Err(Error::new(
             tidings_domain::ErrorCode::Unauthorized,
             "Invalid email or password",

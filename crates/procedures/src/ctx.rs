@@ -1,9 +1,12 @@
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tidings_domain::{Caller, Error, UserCaller};
 use tidings_persistence::Db;
 
+use crate::background::Background;
+use crate::login_limits::LoginLimiter;
 use crate::realtime::{Hub, SubscriptionLimits};
 
 /// Settings the procedures need, built once by the composition root.
@@ -13,6 +16,8 @@ pub struct AppConfig {
     pub session_ttl: Duration,
     /// Caps on open subscriptions.
     pub subscriptions: SubscriptionLimits,
+    /// Failed sign-ins allowed per email and per client address each minute; 0 = no limit.
+    pub login_failures_per_minute: u32,
 }
 
 impl Default for AppConfig {
@@ -20,6 +25,7 @@ impl Default for AppConfig {
         Self {
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             subscriptions: SubscriptionLimits::default(),
+            login_failures_per_minute: 10,
         }
     }
 }
@@ -30,6 +36,10 @@ pub struct App {
     pub db: Db,
     pub config: Arc<AppConfig>,
     pub hub: Hub,
+    /// Failed sign-ins by email and by client address.
+    pub login_limiter: Arc<LoginLimiter>,
+    /// Tasks that run beside the requests and are stopped on shutdown.
+    pub background: Background,
 }
 
 impl App {
@@ -38,8 +48,10 @@ impl App {
         let hub = Hub::new(db.clone(), config.subscriptions);
         Self {
             db,
+            login_limiter: Arc::new(LoginLimiter::new(config.login_failures_per_minute)),
             config: Arc::new(config),
             hub,
+            background: Background::default(),
         }
     }
 
@@ -74,12 +86,14 @@ impl SessionSlot {
     }
 }
 
-/// One procedure call's context: the app, who is calling, and the session slot.
+/// One procedure call's context: the app, who is calling, from where, and the session slot.
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub app: App,
     pub caller: Option<Caller>,
     pub session: SessionSlot,
+    /// The client's address as the transport determined it (none for the command line).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Ctx {

@@ -7,25 +7,30 @@
 
 mod accounts;
 mod auth;
+mod background;
 mod banners;
 mod cache;
 mod ctx;
 mod groups;
 mod inbox;
 mod input;
+mod login_limits;
 mod notify;
 mod preferences;
 mod realtime;
 mod records;
 mod registry;
+pub mod telemetry;
 mod templates;
 
 pub use auth::{
     Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password,
     new_session_token, resolve_caller,
 };
+pub use background::Background;
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
 pub use input::RawInput;
+pub use login_limits::LoginLimiter;
 pub use realtime::{Hub, Signal, SubEvent, SubscriptionLimits};
 pub use registry::{Access, EventStream, Kind, Procedure, Registry};
 pub use tidings_domain::{Caller, Error, ErrorCode, ServiceCaller, UserCaller, format_timestamp};

@@ -446,6 +446,9 @@ pub(crate) async fn notify(ctx: Ctx, input: Value) -> Result<NotifyOutput, Error
                 .hub
                 .many_changed(fanout.recipients.organization.as_ref(), Some(ids))
                 .await;
+            metrics::histogram!(crate::telemetry::FANOUT_RECIPIENTS).record(users_notified as f64);
+            metrics::histogram!(crate::telemetry::FANOUT_DURATION)
+                .record(started.elapsed().as_secs_f64());
             tracing::info!(
                 kind = %fanout.kind.key,
                 users_notified,

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -10,7 +11,7 @@ use tidings_domain::{Caller, Error, Role};
 
 use crate::input::{RawInput, decode};
 use crate::realtime::{self, SubEvent};
-use crate::{Ctx, accounts, auth, banners, groups, inbox, notify, preferences, records};
+use crate::{Ctx, accounts, auth, banners, groups, inbox, notify, preferences, records, telemetry};
 
 /// How a procedure is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,8 +90,22 @@ impl Procedure {
         }
     }
 
-    /// Runs a query or mutation: access first, then input decoding, then the handler.
+    /// Runs a query or mutation: access first, then input decoding, then the handler. Every
+    /// call is counted, timed and logged (`telemetry`), on whichever transport it came.
     pub async fn call(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
+        let started = Instant::now();
+        let caller = ctx.caller.clone();
+        let result = self.call_unrecorded(ctx, input).await;
+        telemetry::record_call(
+            self.name,
+            caller.as_ref(),
+            started.elapsed(),
+            result.as_ref().map(|_| ()),
+        );
+        result
+    }
+
+    async fn call_unrecorded(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
         let input = self.prepare(&ctx, input)?;
         match &self.handler {
             Handler::Call(handler) => handler(ctx, input).await,
@@ -102,7 +117,21 @@ impl Procedure {
     }
 
     /// Opens a subscription: access first, then input decoding, then the stream of events.
+    /// Opening is counted and timed like a call.
     pub async fn subscribe(&self, ctx: Ctx, input: RawInput) -> Result<EventStream, Error> {
+        let started = Instant::now();
+        let caller = ctx.caller.clone();
+        let result = self.subscribe_unrecorded(ctx, input).await;
+        telemetry::record_call(
+            self.name,
+            caller.as_ref(),
+            started.elapsed(),
+            result.as_ref().map(|_| ()),
+        );
+        result
+    }
+
+    async fn subscribe_unrecorded(&self, ctx: Ctx, input: RawInput) -> Result<EventStream, Error> {
         let input = self.prepare(&ctx, input)?;
         match &self.handler {
             Handler::Subscribe(handler) => handler(ctx, input).await,
