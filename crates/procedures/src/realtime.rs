@@ -92,6 +92,9 @@ pub(crate) struct Mailbox {
     read: bool,
 }
 
+/// Subscribers a fan-out's items and counts are read for per step (two statements).
+const FAN_OUT_SLICE: usize = 250;
+
 /// Signals listing more users than this are sent as "everyone" (a NOTIFY payload is small).
 const MAX_USERS_PER_SIGNAL: usize = 100;
 
@@ -443,6 +446,13 @@ impl Hub {
     /// Reads a fan-out's items and the counts of the `woken` users (with their organizations)
     /// in a few statements, keeps the counts, and wakes each subscription with its items.
     async fn deliver_fan_out(self, woken: Vec<(String, ExternalId)>, ids: IdRange) {
+        // Slice by slice, so the first subscribers hear while the rest are being read.
+        for slice in woken.chunks(FAN_OUT_SLICE) {
+            self.deliver_slice(slice, ids).await;
+        }
+    }
+
+    async fn deliver_slice(&self, woken: &[(String, ExternalId)], ids: IdRange) {
         let users: Vec<&str> = woken.iter().map(|(u, _)| u.as_str()).collect();
         let epoch = self.0.caches.counts_epoch();
         let read = async {
@@ -471,7 +481,7 @@ impl Hub {
                 // Each subscription reads for itself instead.
                 tracing::warn!(error = %e, "could not read a fan-out for its subscribers");
                 let registry = lock(&self.0.subscribers);
-                for (user, _) in &woken {
+                for (user, _) in woken {
                     registry
                         .by_user
                         .get(user)
@@ -483,7 +493,7 @@ impl Hub {
             }
         }
         let registry = lock(&self.0.subscribers);
-        for (user, _) in &woken {
+        for (user, _) in woken {
             let Some(list) = registry.by_user.get(user) else {
                 continue;
             };
