@@ -11,6 +11,7 @@ mod rpc;
 mod server;
 mod session;
 mod trpc;
+pub mod web;
 
 pub use config::{Config, ConfigError};
 pub use server::{RunningServer, start};

@@ -101,7 +101,8 @@ pub fn router(app: App, config: &Config, stop: jsonrpsee::server::StopHandle) ->
         .route("/readyz", get(readyz))
         .with_state(app)
         .merge(rpc)
-        .merge(json_rpc);
+        .merge(json_rpc)
+        .merge(crate::web::router());
     if !config.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
             .allowed_origins
