@@ -257,7 +257,7 @@ try {
     check((await toggle.getAttribute("aria-checked")) === "false", "still off after reload");
     const push = page.getByRole("switch", { name: "Push: Ticket assigned to you" });
     check((await push.getAttribute("aria-checked")) === "true", "push untouched");
-    await page.screenshot({ path: join(SHOTS, "preferences.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "preferences.png") });
     await page.getByRole("button", { name: "Disable all email" }).click();
     await page.getByText("All email notifications disabled").waitFor();
     await page.reload();
@@ -288,7 +288,10 @@ try {
     await send.getByLabel("ticketNumber").fill("777");
     await send.getByLabel("ticketTitle").fill("Sent from the admin page");
     await send.getByLabel("User ids", { exact: true }).fill(USER.id);
-    await admin.screenshot({ path: join(SHOTS, "admin.png"), fullPage: true });
+    // A tall window rather than a full-page capture, which would repeat the sticky header.
+    await admin.setViewportSize({ width: 1280, height: 1300 });
+    await admin.evaluate(() => window.scrollTo(0, 0));
+    await admin.screenshot({ path: join(SHOTS, "admin.png") });
     const before = Number(await badge(page));
     await send.getByRole("button", { name: "Send notification" }).click();
     await send.getByText("Sent to 1 person.").waitFor();
@@ -321,7 +324,9 @@ try {
     await mobile.keyboard.press("Escape");
     await mobile.goto(BASE + "/#/preferences");
     await mobile.getByRole("switch").first().waitFor();
-    await mobile.screenshot({ path: join(SHOTS, "preferences-phone.png"), fullPage: true });
+    const tableWidth = await mobile.locator("table.prefs").evaluate((t) => t.getBoundingClientRect().right);
+    check(tableWidth <= 375, `the preferences table fits the screen (right edge at ${tableWidth} px)`);
+    await mobile.screenshot({ path: join(SHOTS, "preferences-phone.png") });
     await phone.close();
   });
 

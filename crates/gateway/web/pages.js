@@ -387,7 +387,7 @@ async function buildNotifyForm() {
   const groupBox = h("fieldset", { class: "groups", id: "n-groups" },
     h("legend", {}, "Groups"),
     groups.length === 0 ? h("p", { class: "muted small" }, "No groups yet.") : groups.map((g) => h("label", { class: "check" }, h("input", { type: "checkbox", value: g.id }), `${g.name} (${g.memberCount})`)),
-    h("div", { class: "row" }, h("label", { class: "check" }, h("input", { type: "radio", name: "n-op", value: "OR", checked: true }), "In any group"),
+    h("div", { class: "inline" }, h("label", { class: "check" }, h("input", { type: "radio", name: "n-op", value: "OR", checked: true }), "In any group"),
       h("label", { class: "check" }, h("input", { type: "radio", name: "n-op", value: "AND" }), "In every group")));
   const excluded = h("input", { id: "n-excluded", placeholder: "none" });
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Send notification");
@@ -407,7 +407,7 @@ async function buildNotifyForm() {
     field("Type", type), preview, vars,
     h("fieldset", { class: "modes" },
       h("legend", {}, "Recipients"),
-      h("div", { class: "row" }, mode("users", "Users", true), mode("groups", "Groups", false), mode("all", "Everyone", false))),
+      h("div", { class: "inline" }, mode("users", "Users", true), mode("groups", "Groups", false), mode("all", "Everyone", false))),
     field("User ids", userIds, "Ids separated by commas."),
     groupBox,
     field("Except user ids", excluded),
