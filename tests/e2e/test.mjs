@@ -116,6 +116,7 @@ try {
     const again = await fetch(BASE + "/assets/app.css", { headers: { "if-none-match": css.headers.get("etag") } });
     check(again.status === 304, `revalidation gives 304, got ${again.status}`);
     await page.getByRole("heading", { name: "Sign in to Tidings" }).waitFor();
+    await page.screenshot({ path: join(SHOTS, "signin.png") });
   });
 
   await step("sign in", async () => {

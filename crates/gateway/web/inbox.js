@@ -66,6 +66,13 @@ export function startInbox({ onUnauthorized, onCounts }) {
         announce(counts.unread === 1 ? "1 unread notification" : `${counts.unread} unread notifications`);
       }
       setCounts(counts);
+      // Everything was read elsewhere (another tab or device): the open list follows.
+      if (state.open && counts.unread === 0) {
+        for (const li of feed.children) {
+          const n = state.items.find((x) => x.id === li.dataset.id);
+          if (n && !n.read) setRead(n, li);
+        }
+      }
     },
     onError: failed,
   });
@@ -87,11 +94,11 @@ export function startInbox({ onUnauthorized, onCounts }) {
 
   function renderItem(n) {
     const li = h("li", { class: `item${n.read ? "" : " unread"}`, "data-id": n.id });
-    const main = h("button", { type: "button", class: "item-main", "aria-describedby": `msg-${n.id}` },
+    const main = h("button", { type: "button", class: "item-main" },
       h("span", { class: "dot", "aria-hidden": "true" }),
       h("span", { class: "item-text" },
         h("span", { class: "item-title" }, h("span", { class: "sr-only state" }, n.read ? "" : "Unread: "), n.title),
-        h("span", { class: "item-message", id: `msg-${n.id}` }, n.message),
+        h("span", { class: "item-message" }, n.message),
         timeElement(n.created_at)));
     main.addEventListener("click", () => markRead(n, li));
     const archive = h("button", { type: "button", class: "icon-btn", "aria-label": `Archive “${n.title}”`, title: "Archive" }, icon("archive", 16));
