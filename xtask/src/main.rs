@@ -5,8 +5,10 @@
 //! - `cargo xtask bench fanout` measures one notify call reaching a whole instance (see
 //!   [`fanout`]);
 //! - `cargo xtask bench realtime` measures many idle live subscriptions and one broadcast to
-//!   them (see [`realtime`]).
+//!   them (see [`realtime`]);
+//! - `cargo xtask e2e` drives the web inbox in headless Chromium (see [`e2e`]).
 
+mod e2e;
 mod fanout;
 mod inbox;
 mod realtime;
@@ -31,6 +33,10 @@ enum Command {
         #[command(subcommand)]
         bench: Option<Bench>,
     },
+    /// The web inbox in a real browser: headless Chromium (Debian's) driven by playwright-core
+    /// through sign-in, live badge and panel, banner, preferences and admin; screenshots in
+    /// target/e2e/.
+    E2e(e2e::E2eArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         Command::Bench {
             bench: Some(Bench::Realtime(args)),
         } => realtime::run(args),
+        Command::E2e(args) => e2e::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ mod rpc;
 mod server;
 mod session;
 mod trpc;
+pub mod web;
 
 pub use config::{Config, ConfigError, Limits};
 pub use server::{RunningServer, start};

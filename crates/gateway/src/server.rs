@@ -116,6 +116,7 @@ pub fn router(
         .route("/metrics", get(observe::metrics))
         .with_state(app)
         .merge(limited)
+        .merge(crate::web::router())
         .layer(axum::middleware::from_fn(observe::layer));
     if !config.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = config

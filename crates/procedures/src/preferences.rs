@@ -99,6 +99,44 @@ pub(crate) async fn update(ctx: Ctx, input: UpdateInput) -> Result<UpdateOutput,
     })
 }
 
+/// A type as a user's preference screen shows it: its label, the channels it can reach, and
+/// whether it is required (shown, but not the user's to turn off).
+#[derive(Debug, Serialize)]
+pub(crate) struct PreferenceTypeOutput {
+    key: String,
+    description: String,
+    channels: Vec<&'static str>,
+    required: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PreferenceTypesOutput {
+    types: Vec<PreferenceTypeOutput>,
+}
+
+/// `notifications.types`: every type with the channels it supports, required ones included,
+/// so a preference screen can label its rows and show required types locked. Templates stay
+/// with admins (`notificationTypes.list`).
+pub(crate) async fn list_types(ctx: Ctx, _: NoInput) -> Result<PreferenceTypesOutput, Error> {
+    ctx.user()?;
+    let types = ctx.db().notification_types().await?;
+    Ok(PreferenceTypesOutput {
+        types: types
+            .into_iter()
+            .map(|t| PreferenceTypeOutput {
+                channels: Channel::ALL
+                    .into_iter()
+                    .filter(|c| t.channels.setting(*c).supported)
+                    .map(Channel::as_str)
+                    .collect(),
+                required: t.channels.required,
+                key: t.channels.key,
+                description: t.description,
+            })
+            .collect(),
+    })
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct DisableAllEmailOutput {
     success: bool,

@@ -288,6 +288,7 @@ impl Registry {
         registry.add("notifications.getPreferences", Query, User, false, handler(preferences::get));
         registry.add("notifications.updatePreferences", Mutation, User, true, handler(preferences::update));
         registry.add("notifications.disableAllEmail", Mutation, User, true, handler(preferences::disable_all_email));
+        registry.add("notifications.types", Query, User, false, handler(preferences::list_types));
         registry
     }
 
