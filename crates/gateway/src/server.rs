@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tidings_procedures::{App, AppConfig, Db, Error, Registry, SubscriptionLimits};
+use tidings_procedures::{
+    App, AppConfig, Db, DeliveryWorker, Error, Registry, SubscriptionLimits,
+};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -140,9 +142,15 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
                 per_user: config.max_subscriptions_per_user,
                 total: config.max_subscriptions,
             },
+            delivery: config.delivery.clone(),
         },
     )
     .await?;
+    let worker = if config.delivery.enabled {
+        Some(DeliveryWorker::start(&app).await?)
+    } else {
+        None
+    };
     let (stop, rpc_server) = jsonrpsee::server::stop_channel();
     let hub = app.hub.clone();
     let router = router(app, &config, stop);
@@ -155,7 +163,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let addr = listener.local_addr().map_err(Error::internal)?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = rx => {}
@@ -165,7 +173,12 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
                 hub.close();
                 let _ = rpc_server.stop();
             })
-            .await
+            .await;
+        // The worker stops claiming, finishes its sends and hands back the rest.
+        if let Some(worker) = worker {
+            worker.stop().await;
+        }
+        served
     });
     tracing::info!(%addr, "Tidings is listening");
     Ok(RunningServer {

@@ -8,6 +8,7 @@ mod accounts;
 mod banners;
 pub mod bulk;
 mod db;
+mod deliveries;
 mod entities;
 mod fanout;
 mod groups;
@@ -23,6 +24,9 @@ pub use banners::{
     ActiveBanner, BannerChanges, BannerListing, BannerOrder, BannerPage, BannerRecord, NewBanner,
 };
 pub use db::{Backend, Db};
+pub use deliveries::{
+    ClaimedDelivery, DeliveryFilter, DeliveryRecord, PushSubscriptionRecord,
+};
 pub use fanout::{
     Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdempotencyClaim, Recipients,
 };

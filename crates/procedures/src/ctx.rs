@@ -4,6 +4,9 @@ use std::time::Duration;
 use tidings_domain::{Caller, Error, UserCaller};
 use tidings_persistence::Db;
 
+use tokio::sync::Notify;
+
+use crate::delivery::DeliveryConfig;
 use crate::realtime::{Hub, SubscriptionLimits};
 
 /// Settings the procedures need, built once by the composition root.
@@ -13,6 +16,8 @@ pub struct AppConfig {
     pub session_ttl: Duration,
     /// Caps on open subscriptions.
     pub subscriptions: SubscriptionLimits,
+    /// How email and push deliveries are sent and retried.
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for AppConfig {
@@ -20,6 +25,7 @@ impl Default for AppConfig {
         Self {
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             subscriptions: SubscriptionLimits::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -30,6 +36,8 @@ pub struct App {
     pub db: Db,
     pub config: Arc<AppConfig>,
     pub hub: Hub,
+    /// Woken when this process queues deliveries, so a worker need not wait for its next poll.
+    pub outbox: Arc<Notify>,
 }
 
 impl App {
@@ -40,6 +48,7 @@ impl App {
             db,
             config: Arc::new(config),
             hub,
+            outbox: Arc::new(Notify::new()),
         }
     }
 

@@ -10,6 +10,8 @@ mod auth;
 mod banners;
 mod cache;
 mod ctx;
+mod deliveries;
+mod delivery;
 mod groups;
 mod inbox;
 mod input;
@@ -24,6 +26,7 @@ pub use auth::{
     Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password,
     new_session_token, resolve_caller,
 };
+pub use delivery::{DeliveryConfig, DeliveryWorker, retry_delay};
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
 pub use input::RawInput;
 pub use realtime::{Hub, Signal, SubEvent, SubscriptionLimits};

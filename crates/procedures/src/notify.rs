@@ -439,6 +439,7 @@ pub(crate) async fn notify(ctx: Ctx, input: Value) -> Result<NotifyOutput, Error
     let started = std::time::Instant::now();
     match ctx.db().fan_out(&fanout).await? {
         FanoutOutcome::Sent { users_notified } => {
+            ctx.app.outbox.notify_one();
             ctx.app
                 .hub
                 .many_changed(fanout.recipients.organization.as_ref())
