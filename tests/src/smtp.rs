@@ -39,10 +39,15 @@ pub struct SmtpSink {
     child: Option<Child>,
 }
 
+/// `tests/support/smtp_sink.py`, found from whichever crate of the workspace includes this file.
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("tests/support/smtp_sink.py")
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let candidate = dir.join("tests/support/smtp_sink.py");
+        if candidate.exists() || !dir.pop() {
+            return candidate;
+        }
+    }
 }
 
 /// Whether `python3` with aiosmtpd is here. In CI (`CI` set) its absence fails the test, since
