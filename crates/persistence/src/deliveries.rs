@@ -356,6 +356,17 @@ impl Db {
         .map(|_| ())
     }
 
+    /// The setting `key`, if stored.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, Error> {
+        match self
+            .query_one("SELECT value FROM settings WHERE \"key\" = ?", [key.into()])
+            .await?
+        {
+            Some(row) => get(&row, "value").map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The setting `key`, storing `value` first when there is none; returns what is stored, so
     /// processes starting together agree on one value.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, Error> {

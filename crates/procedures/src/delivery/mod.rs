@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::App;
-pub(crate) use push::{VapidKeys, vapid_keys};
+pub(crate) use push::vapid_keys;
 
 /// How deliveries are sent and retried.
 #[derive(Clone, Debug)]
