@@ -64,7 +64,9 @@ pub fn available() -> bool {
             std::env::var_os("CI").is_none(),
             "python3 with aiosmtpd is missing (.ci/run installs it with pip)"
         );
-        eprintln!("note: python3 with aiosmtpd is missing (pip install aiosmtpd); SMTP tests skipped");
+        eprintln!(
+            "note: python3 with aiosmtpd is missing (pip install aiosmtpd); SMTP tests skipped"
+        );
     }
     ok
 }
@@ -90,10 +92,8 @@ impl SmtpSink {
 
     /// A server for `port` that is not running yet; [`SmtpSink::resume`] starts it.
     pub fn stopped(port: u16, options: SinkOptions) -> Self {
-        let out = std::env::temp_dir().join(format!(
-            "tidings-smtp-{}-{port}.jsonl",
-            std::process::id()
-        ));
+        let out =
+            std::env::temp_dir().join(format!("tidings-smtp-{}-{port}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&out);
         Self {
             port,

@@ -15,7 +15,10 @@ const WITHIN: Duration = Duration::from_secs(20);
 fn env(smtp: &str) -> Vec<(&'static str, String)> {
     vec![
         ("TIDINGS_SMTP_URL", smtp.to_owned()),
-        ("TIDINGS_MAIL_FROM", "Tidings <tidings@example.com>".to_owned()),
+        (
+            "TIDINGS_MAIL_FROM",
+            "Tidings <tidings@example.com>".to_owned(),
+        ),
         ("TIDINGS_DELIVERY_RETRY_BASE_MS", "100".to_owned()),
         ("TIDINGS_DELIVERY_MAX_ATTEMPTS", "3".to_owned()),
         ("TIDINGS_DELIVERY_POLL_MS", "50".to_owned()),
@@ -44,7 +47,10 @@ async fn settled(app: &TestApp) -> Vec<Value> {
         {
             return all;
         }
-        assert!(Instant::now() < deadline, "deliveries did not settle: {all:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "deliveries did not settle: {all:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -211,21 +217,44 @@ async fn permanent_rejections_fail_at_once_and_temporary_ones_retry_up_to_the_li
         assert_eq!(by_user["bounce"]["state"], "failed");
         assert_eq!(by_user["bounce"]["attempts"], 1, "a 5xx is not retried");
         assert!(
-            by_user["bounce"]["lastError"].as_str().unwrap().contains("550"),
+            by_user["bounce"]["lastError"]
+                .as_str()
+                .unwrap()
+                .contains("550"),
             "{:?}",
             by_user["bounce"]
         );
         assert_eq!(by_user["later"]["state"], "failed");
-        assert_eq!(by_user["later"]["attempts"], 3, "a 4xx is retried up to the limit");
-        assert!(by_user["later"]["lastError"].as_str().unwrap().contains("451"));
+        assert_eq!(
+            by_user["later"]["attempts"], 3,
+            "a 4xx is retried up to the limit"
+        );
+        assert!(
+            by_user["later"]["lastError"]
+                .as_str()
+                .unwrap()
+                .contains("451")
+        );
 
         let failed = deliveries(&app, json!({"state": "failed", "channel": "email"})).await;
         assert_eq!(failed.len(), 2);
-        let bad = app.service().query("deliveries.list", json!({"state": "lost"})).await;
+        let bad = app
+            .service()
+            .query("deliveries.list", json!({"state": "lost"}))
+            .await;
         assert_eq!(bad.status, 400);
-        assert!(bad.error_message().starts_with("state: must be one of"), "{bad:?}");
-        let bad = app.service().query("deliveries.list", json!({"limit": 0})).await;
-        assert_eq!(bad.error_message(), "limit: must be between 1 and 1000, got 0");
+        assert!(
+            bad.error_message().starts_with("state: must be one of"),
+            "{bad:?}"
+        );
+        let bad = app
+            .service()
+            .query("deliveries.list", json!({"limit": 0}))
+            .await;
+        assert_eq!(
+            bad.error_message(),
+            "limit: must be between 1 and 1000, got 0"
+        );
         let user = app.login("fine").await;
         let denied = user.query("deliveries.list", json!({})).await;
         assert_eq!(denied.error_code(), "FORBIDDEN");
@@ -253,7 +282,10 @@ async fn deliveries_wait_out_an_smtp_outage_and_all_arrive_once_it_ends() {
         }
         let reply = app
             .service()
-            .mutate("notifications.notify", notify_body(json!({"userIds": names})))
+            .mutate(
+                "notifications.notify",
+                notify_body(json!({"userIds": names})),
+            )
             .await;
         assert_eq!(reply.status, 200, "{reply:?}");
 
@@ -262,7 +294,10 @@ async fn deliveries_wait_out_an_smtp_outage_and_all_arrive_once_it_ends() {
         loop {
             let all = deliveries(&app, json!({})).await;
             if all.len() == 20 && all.iter().all(|d| d["attempts"].as_i64() >= Some(2)) {
-                assert!(all.iter().all(|d| d["state"] == "pending" || d["state"] == "sending"));
+                assert!(
+                    all.iter()
+                        .all(|d| d["state"] == "pending" || d["state"] == "sending")
+                );
                 assert!(all.iter().any(|d| d["lastError"].is_string()));
                 break;
             }
@@ -343,7 +378,12 @@ async fn two_instances_on_one_postgres_database_never_send_a_delivery_twice() {
 }
 
 async fn db_states(app: &TestApp) -> HashMap<String, i64> {
-    app.db().delivery_states().await.unwrap().into_iter().collect()
+    app.db()
+        .delivery_states()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[tokio::test]
@@ -352,7 +392,10 @@ async fn without_smtp_emails_go_to_the_log_and_count_as_sent() {
         app.user("ann").await;
         let reply = app
             .service()
-            .mutate("notifications.notify", notify_body(json!({"userIds": ["ann"]})))
+            .mutate(
+                "notifications.notify",
+                notify_body(json!({"userIds": ["ann"]})),
+            )
             .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         let all = settled(&app).await;

@@ -106,7 +106,10 @@ fn check(s: &Service, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<()
     }
     let (token, key) = (token.ok_or("no t=")?, key.ok_or("no k=")?);
     if key != s.vapid {
-        return Err(format!("k={key} is not the instance's VAPID key {}", s.vapid));
+        return Err(format!(
+            "k={key} is not the instance's VAPID key {}",
+            s.vapid
+        ));
     }
     let raw = URL_SAFE_NO_PAD.decode(key).map_err(|e| e.to_string())?;
     let public = ES256PublicKey::from_bytes(&raw).map_err(|e| e.to_string())?;
@@ -124,7 +127,10 @@ fn check(s: &Service, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<()
     if claims.custom.get("sub") != Some(&json!("mailto:push-tests@example.com"))
         && claims.subject.as_deref() != Some("mailto:push-tests@example.com")
     {
-        return Err(format!("wrong sub: {:?} {:?}", claims.subject, claims.custom));
+        return Err(format!(
+            "wrong sub: {:?} {:?}",
+            claims.subject, claims.custom
+        ));
     }
     if body.is_empty() || !s.browsers.contains_key(name) {
         return Err("empty body or unknown subscription".into());
@@ -190,10 +196,16 @@ async fn settled(app: &TestApp) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let all = push_deliveries(app).await;
-        if all.iter().all(|d| d["state"] == "sent" || d["state"] == "failed") {
+        if all
+            .iter()
+            .all(|d| d["state"] == "sent" || d["state"] == "failed")
+        {
             return all;
         }
-        assert!(Instant::now() < deadline, "push deliveries did not settle: {all:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "push deliveries did not settle: {all:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -208,7 +220,10 @@ const ENV: &[(&str, &str)] = &[
 async fn a_notify_reaches_subscribed_browsers_signed_and_encrypted() {
     each_backend_with(ENV, |app| async move {
         let (service, base) = push_service().await;
-        let key = app.anonymous().query("push.vapidPublicKey", Value::Null).await;
+        let key = app
+            .anonymous()
+            .query("push.vapidPublicKey", Value::Null)
+            .await;
         assert_eq!(key.status, 200, "{key:?}");
         let vapid = key.data()["publicKey"].as_str().unwrap().to_owned();
         assert_eq!(URL_SAFE_NO_PAD.decode(&vapid).unwrap().len(), 65);
@@ -245,7 +260,10 @@ async fn a_notify_reaches_subscribed_browsers_signed_and_encrypted() {
             .collect();
         let gone = by_target[&bob_endpoint];
         assert_eq!(gone["state"], "failed");
-        assert!(gone["lastError"].as_str().unwrap().contains("410"), "{gone:?}");
+        assert!(
+            gone["lastError"].as_str().unwrap().contains("410"),
+            "{gone:?}"
+        );
         let busy = by_target[&format!("{base}/push/busy-cat")];
         assert_eq!(busy["state"], "sent");
         assert_eq!(busy["attempts"], 3, "429 twice, then accepted");
@@ -257,7 +275,10 @@ async fn a_notify_reaches_subscribed_browsers_signed_and_encrypted() {
                 let got = &s.received[name];
                 assert_eq!(got.len(), 1, "{name}: {got:#?}");
                 assert_eq!(got[0]["title"], "Ticket Assigned");
-                assert_eq!(got[0]["body"], "You've been assigned ticket #42: Printer on fire");
+                assert_eq!(
+                    got[0]["body"],
+                    "You've been assigned ticket #42: Printer on fire"
+                );
                 assert_eq!(got[0]["type"], "ticketAssigned");
                 assert_eq!(got[0]["data"]["ticketNumber"], "42");
                 assert!(got[0]["id"].is_string());
@@ -272,22 +293,32 @@ async fn a_notify_reaches_subscribed_browsers_signed_and_encrypted() {
 
         // Unsubscribing stops pushes to that browser.
         let off = ann
-            .mutate("push.unsubscribe", json!({"endpoint": format!("{base}/push/ann-phone")}))
+            .mutate(
+                "push.unsubscribe",
+                json!({"endpoint": format!("{base}/push/ann-phone")}),
+            )
             .await;
         assert_eq!(off.status, 200, "{off:?}");
         let again = ann
-            .mutate("push.unsubscribe", json!({"endpoint": format!("{base}/push/ann-phone")}))
+            .mutate(
+                "push.unsubscribe",
+                json!({"endpoint": format!("{base}/push/ann-phone")}),
+            )
             .await;
         assert_eq!(again.error_code(), "NOT_FOUND");
         notify(json!(["ann"])).await;
         settled(&app).await;
-        let s = service.lock().unwrap();
-        assert_eq!(s.received["ann-laptop"].len(), 2);
-        assert_eq!(s.received["ann-phone"].len(), 1);
-        drop(s);
+        {
+            let s = service.lock().unwrap();
+            assert_eq!(s.received["ann-laptop"].len(), 2);
+            assert_eq!(s.received["ann-phone"].len(), 1);
+        }
 
         // The key stays the same across calls.
-        let key = app.anonymous().query("push.vapidPublicKey", Value::Null).await;
+        let key = app
+            .anonymous()
+            .query("push.vapidPublicKey", Value::Null)
+            .await;
         assert_eq!(key.data()["publicKey"], vapid);
         app.stop().await;
     })

@@ -5,8 +5,11 @@
 //! - `cargo xtask bench fanout` measures one notify call reaching a whole instance (see
 //!   [`fanout`]);
 //! - `cargo xtask bench realtime` measures many idle live subscriptions and one broadcast to
-//!   them (see [`realtime`]).
+//!   them (see [`realtime`]);
+//! - `cargo xtask bench delivery` measures email throughput and notify-to-inbox latency against
+//!   a local SMTP server (see [`delivery`]).
 
+mod delivery;
 mod fanout;
 mod inbox;
 mod realtime;
@@ -44,6 +47,9 @@ enum Bench {
     /// 10,000 concurrent notifications.onNew SSE streams on one instance: memory per idle
     /// subscriber, then notify {allUsers: true} and each stream's event latency.
     Realtime(realtime::RealtimeArgs),
+    /// 10,000 queued email deliveries drained to a local SMTP server (aiosmtpd): emails/s; then
+    /// single notifies timed from the call to the email's arrival.
+    Delivery(delivery::DeliveryArgs),
 }
 
 /// The benchmarks, for `cargo xtask bench` without a name.
@@ -69,6 +75,13 @@ const BENCHES: &[(&str, &str)] = &[
          default, --backend postgres too). Goal: < 16 KiB of server memory per idle \
          subscriber, per-event latency p99 < 100 ms.",
     ),
+    (
+        "delivery",
+        "queue 10,000 email deliveries with the worker off, then drain them to a local SMTP \
+         server (aiosmtpd) and time single notifies to the email's arrival (SQLite by default, \
+         --backend postgres too). Goal: >= 500 emails/s with no duplicates; latency p50/p99 \
+         reported.",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -90,6 +103,9 @@ fn main() -> ExitCode {
         Command::Bench {
             bench: Some(Bench::Realtime(args)),
         } => realtime::run(args),
+        Command::Bench {
+            bench: Some(Bench::Delivery(args)),
+        } => delivery::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

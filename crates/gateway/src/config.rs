@@ -190,13 +190,13 @@ fn delivery(get: &dyn Fn(&str) -> Option<String>) -> Result<DeliveryConfig, Conf
     let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
     let defaults = DeliveryConfig::default();
     let smtp_url = get("TIDINGS_SMTP_URL");
-    if let Some(url) = &smtp_url {
-        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-            return Err(err(
-                "TIDINGS_SMTP_URL",
-                format!("must start with smtp:// or smtps://, got {url:?}"),
-            ));
-        }
+    if let Some(url) = &smtp_url
+        && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+    {
+        return Err(err(
+            "TIDINGS_SMTP_URL",
+            format!("must start with smtp:// or smtps://, got {url:?}"),
+        ));
     }
     let mail_from = get("TIDINGS_MAIL_FROM").unwrap_or(defaults.mail_from);
     if !mail_from.contains('@') {

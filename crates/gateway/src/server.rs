@@ -6,9 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tidings_procedures::{
-    App, AppConfig, Db, DeliveryWorker, Error, Registry, SubscriptionLimits,
-};
+use tidings_procedures::{App, AppConfig, Db, DeliveryWorker, Error, Registry, SubscriptionLimits};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -201,7 +201,11 @@ async fn a_process_killed_mid_batch_sends_everything_after_a_restart() {
         );
         assert_eq!(distinct.len(), USERS, "every recipient got the email");
         // At most the sends under way at the kill go out twice (at-least-once delivery).
-        assert!(got.len() <= USERS + 8, "{} emails for {USERS} deliveries", got.len());
+        assert!(
+            got.len() <= USERS + 8,
+            "{} emails for {USERS} deliveries",
+            got.len()
+        );
         let _ = db.close().await;
         cleanup().run().await;
     }
@@ -233,12 +237,19 @@ async fn sigterm_hands_back_unsent_claims_and_a_restart_sends_them_once() {
         assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
         let db = Database::connect(url.as_str()).await.unwrap();
         assert_eq!(
-            count(&db, "SELECT COUNT(*) FROM deliveries WHERE state = 'sending'").await,
+            count(
+                &db,
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'sending'"
+            )
+            .await,
             0,
             "nothing stays claimed by a stopped process"
         );
         let sent = count(&db, "SELECT COUNT(*) FROM deliveries WHERE state = 'sent'").await;
-        assert!(sent < USERS as i64, "the stop came too late to test anything");
+        assert!(
+            sent < USERS as i64,
+            "the stop came too late to test anything"
+        );
 
         // Restarted, without waiting for any lease: the rest goes out, nothing twice.
         let mut child = spawn(&url, port, &sink.url());

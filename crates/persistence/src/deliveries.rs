@@ -377,10 +377,7 @@ impl Db {
         )
         .await?;
         let row = self
-            .query_one(
-                "SELECT value FROM settings WHERE \"key\" = ?",
-                [key.into()],
-            )
+            .query_one("SELECT value FROM settings WHERE \"key\" = ?", [key.into()])
             .await?
             .ok_or_else(|| Error::internal(std::io::Error::other("setting vanished")))?;
         get(&row, "value")

@@ -24,9 +24,7 @@ pub use banners::{
     ActiveBanner, BannerChanges, BannerListing, BannerOrder, BannerPage, BannerRecord, NewBanner,
 };
 pub use db::{Backend, Db};
-pub use deliveries::{
-    ClaimedDelivery, DeliveryFilter, DeliveryRecord, PushSubscriptionRecord,
-};
+pub use deliveries::{ClaimedDelivery, DeliveryFilter, DeliveryRecord, PushSubscriptionRecord};
 pub use fanout::{
     Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdempotencyClaim, Recipients,
 };

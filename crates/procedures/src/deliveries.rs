@@ -203,7 +203,10 @@ fn endpoint(field: &str, value: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::field(field, "must be an http(s) URL of at most 2048 characters"))
+        Err(Error::field(
+            field,
+            "must be an http(s) URL of at most 2048 characters",
+        ))
     }
 }
 
@@ -237,7 +240,10 @@ pub(crate) struct UnsubscribeInput {
 pub(crate) async fn unsubscribe(ctx: Ctx, input: UnsubscribeInput) -> Result<SuccessOutput, Error> {
     let user = ctx.user()?.user_id.clone();
     endpoint("endpoint", &input.endpoint)?;
-    let removed = ctx.db().remove_push_subscription(&user, &input.endpoint).await?;
+    let removed = ctx
+        .db()
+        .remove_push_subscription(&user, &input.endpoint)
+        .await?;
     if !removed {
         return Err(Error::not_found("No such push subscription"));
     }

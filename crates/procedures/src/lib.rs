@@ -26,8 +26,8 @@ pub use auth::{
     Credentials, SESSION_COOKIE, bootstrap_admin, create_service_key, hash_password,
     new_session_token, resolve_caller,
 };
-pub use delivery::{DeliveryConfig, DeliveryWorker, retry_delay};
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
+pub use delivery::{DeliveryConfig, DeliveryWorker, retry_delay};
 pub use input::RawInput;
 pub use realtime::{Hub, Signal, SubEvent, SubscriptionLimits};
 pub use registry::{Access, EventStream, Kind, Procedure, Registry};

@@ -261,10 +261,7 @@ pub(crate) async fn get(ctx: Ctx, input: GetInput) -> Result<RecordWithDeliverie
         .map(Into::into)
         .ok_or_else(|| record_not_found(id))?;
     let deliveries = crate::deliveries::of_notification(&ctx, id).await?;
-    Ok(RecordWithDeliveries {
-        record,
-        deliveries,
-    })
+    Ok(RecordWithDeliveries { record, deliveries })
 }
 
 /// A record with the state of its email and push deliveries, oldest first.

@@ -172,10 +172,10 @@ impl Worker {
             .filter_map(|left| async move { left })
             .collect()
             .await;
-        if !unsent.is_empty() {
-            if let Err(e) = self.db.release_deliveries(lease, &unsent).await {
-                tracing::warn!(error = %e, "releasing deliveries failed; they return when the lease ends");
-            }
+        if !unsent.is_empty()
+            && let Err(e) = self.db.release_deliveries(lease, &unsent).await
+        {
+            tracing::warn!(error = %e, "releasing deliveries failed; they return when the lease ends");
         }
     }
 
