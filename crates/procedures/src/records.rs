@@ -269,6 +269,8 @@ pub(crate) async fn get(ctx: Ctx, input: GetInput) -> Result<RecordWithDeliverie
 pub(crate) struct RecordWithDeliveries {
     #[serde(flatten)]
     record: RecordOutput,
+    /// Left out for a record with no email or push delivery, so such a record reads as before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     deliveries: Vec<crate::deliveries::DeliveryOutput>,
 }
 
