@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_schema;
 mod m20261125_000002_fanout;
 mod m20261125_000003_banners_records;
+mod m20261125_000004_delivery;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_schema::Migration),
             Box::new(m20261125_000002_fanout::Migration),
             Box::new(m20261125_000003_banners_records::Migration),
+            Box::new(m20261125_000004_delivery::Migration),
         ]
     }
 }

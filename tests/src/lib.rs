@@ -12,6 +12,8 @@
 //! Every test body runs on SQLite, and again on PostgreSQL when `TIDINGS_TEST_DATABASE_URL`
 //! points at a server (each run in a database it creates and drops).
 
+pub mod smtp;
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;

@@ -7,7 +7,10 @@
 //! - `cargo xtask bench realtime` measures many idle live subscriptions and one broadcast to
 //!   them (see [`realtime`]);
 //! - `cargo xtask e2e` drives the web inbox in headless Chromium (see [`e2e`]).
+//! - `cargo xtask bench delivery` measures email throughput and notify-to-inbox latency against
+//!   a local SMTP server (see [`delivery`]).
 
+mod delivery;
 mod e2e;
 mod fanout;
 mod inbox;
@@ -50,6 +53,9 @@ enum Bench {
     /// 10,000 concurrent notifications.onNew SSE streams on one instance: memory per idle
     /// subscriber, then notify {allUsers: true} and each stream's event latency.
     Realtime(realtime::RealtimeArgs),
+    /// 10,000 queued email deliveries drained to a local SMTP server (aiosmtpd): emails/s; then
+    /// single notifies timed from the call to the email's arrival.
+    Delivery(delivery::DeliveryArgs),
 }
 
 /// The benchmarks, for `cargo xtask bench` without a name.
@@ -75,6 +81,13 @@ const BENCHES: &[(&str, &str)] = &[
          default, --backend postgres too). Goal: < 16 KiB of server memory per idle \
          subscriber, per-event latency p99 < 100 ms.",
     ),
+    (
+        "delivery",
+        "queue 10,000 email deliveries with the worker off, then drain them to a local SMTP \
+         server (aiosmtpd) and time single notifies to the email's arrival (SQLite by default, \
+         --backend postgres too). Goal: >= 500 emails/s with no duplicates; latency p50/p99 \
+         reported.",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -97,6 +110,9 @@ fn main() -> ExitCode {
             bench: Some(Bench::Realtime(args)),
         } => realtime::run(args),
         Command::E2e(args) => e2e::run(args),
+        Command::Bench {
+            bench: Some(Bench::Delivery(args)),
+        } => delivery::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

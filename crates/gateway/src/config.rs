@@ -2,6 +2,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use tidings_procedures::DeliveryConfig;
+
 /// Everything Tidings reads from its environment, checked once at start.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -25,6 +27,8 @@ pub struct Config {
     pub max_subscriptions_per_user: usize,
     /// Request limits, shutdown and the client address: see [`Limits`].
     pub limits: Limits,
+    /// `TIDINGS_SMTP_URL`, `TIDINGS_MAIL_FROM`, `TIDINGS_DELIVERY_*`, `TIDINGS_VAPID_SUBJECT`.
+    pub delivery: DeliveryConfig,
 }
 
 /// How much one client may ask, and how the process stops. Rates are requests per second with
@@ -246,6 +250,7 @@ impl Config {
                 (0, 3600),
             )?),
         };
+        let delivery = delivery(&get)?;
 
         Ok(Self {
             database_url,
@@ -258,8 +263,83 @@ impl Config {
             max_subscriptions,
             max_subscriptions_per_user,
             limits,
+            delivery,
         })
     }
+}
+
+/// The delivery settings, each variable checked on its own.
+fn delivery(get: &dyn Fn(&str) -> Option<String>) -> Result<DeliveryConfig, ConfigError> {
+    let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
+    let defaults = DeliveryConfig::default();
+    let smtp_url = get("TIDINGS_SMTP_URL");
+    if let Some(url) = &smtp_url
+        && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+    {
+        return Err(err(
+            "TIDINGS_SMTP_URL",
+            format!("must start with smtp:// or smtps://, got {url:?}"),
+        ));
+    }
+    let mail_from = get("TIDINGS_MAIL_FROM").unwrap_or(defaults.mail_from);
+    if !mail_from.contains('@') {
+        return Err(err(
+            "TIDINGS_MAIL_FROM",
+            format!("must be an address such as Tidings <no-reply@example.com>, got {mail_from:?}"),
+        ));
+    }
+    let vapid_subject = get("TIDINGS_VAPID_SUBJECT").unwrap_or(defaults.vapid_subject);
+    if !(vapid_subject.starts_with("mailto:") || vapid_subject.starts_with("https://")) {
+        return Err(err(
+            "TIDINGS_VAPID_SUBJECT",
+            format!("must be a mailto: or https: URL, got {vapid_subject:?}"),
+        ));
+    }
+    let enabled = match get("TIDINGS_DELIVERY_WORKER").as_deref() {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => {
+            return Err(err(
+                "TIDINGS_DELIVERY_WORKER",
+                format!("must be true or false, got {other:?}"),
+            ));
+        }
+    };
+    let n = |variable: &'static str, default: u64, range: (u64, u64)| {
+        number(variable, get(variable), default, range)
+    };
+    Ok(DeliveryConfig {
+        smtp_url,
+        mail_from,
+        max_attempts: n(
+            "TIDINGS_DELIVERY_MAX_ATTEMPTS",
+            defaults.max_attempts.into(),
+            (1, 100),
+        )? as u32,
+        base_delay: Duration::from_millis(n(
+            "TIDINGS_DELIVERY_RETRY_BASE_MS",
+            defaults.base_delay.as_millis() as u64,
+            (10, 3_600_000),
+        )?),
+        lease: Duration::from_secs(n(
+            "TIDINGS_DELIVERY_LEASE_SECONDS",
+            defaults.lease.as_secs(),
+            (1, 3600),
+        )?),
+        batch: n("TIDINGS_DELIVERY_BATCH", defaults.batch.into(), (1, 1000))? as u32,
+        concurrency: n(
+            "TIDINGS_DELIVERY_CONCURRENCY",
+            defaults.concurrency as u64,
+            (1, 256),
+        )? as usize,
+        poll: Duration::from_millis(n(
+            "TIDINGS_DELIVERY_POLL_MS",
+            defaults.poll.as_millis() as u64,
+            (10, 60_000),
+        )?),
+        vapid_subject,
+        enabled,
+    })
 }
 
 #[cfg(test)]
@@ -296,6 +376,11 @@ mod tests {
             ("TIDINGS_MAX_BATCH_SIZE", "0"),
             ("TIDINGS_SHUTDOWN_GRACE_SECONDS", "1h"),
             ("TIDINGS_REQUEST_TIMEOUT_SECONDS", "x"),
+            ("TIDINGS_SMTP_URL", "http://mail"),
+            ("TIDINGS_MAIL_FROM", "nobody"),
+            ("TIDINGS_DELIVERY_MAX_ATTEMPTS", "0"),
+            ("TIDINGS_DELIVERY_LEASE_SECONDS", "x"),
+            ("TIDINGS_VAPID_SUBJECT", "me"),
         ];
         for (variable, value) in cases {
             let e = config(&[(variable, value)]).unwrap_err();

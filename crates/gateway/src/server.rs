@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tidings_procedures::{App, AppConfig, Db, Error, Registry, SubscriptionLimits};
+use tidings_procedures::{App, AppConfig, Db, DeliveryWorker, Error, Registry, SubscriptionLimits};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -157,9 +157,15 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
                 total: config.max_subscriptions,
             },
             login_failures_per_minute: config.limits.login_failures_per_minute,
+            delivery: config.delivery.clone(),
         },
     )
     .await?;
+    let worker = if config.delivery.enabled {
+        Some(DeliveryWorker::start(&app).await?)
+    } else {
+        None
+    };
     observe::prometheus();
     let (stop, rpc_server) = jsonrpsee::server::stop_channel();
     let hub = app.hub.clone();
@@ -210,6 +216,15 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
             }
         };
         // Then background work gets what is left of the grace period.
+        let left = began
+            .borrow()
+            .map_or(grace, |began| grace.saturating_sub(began.elapsed()));
+        // The delivery worker stops claiming, finishes its sends and hands back the rest.
+        if let Some(worker) = worker
+            && tokio::time::timeout(left, worker.stop()).await.is_err()
+        {
+            tracing::warn!("the delivery worker did not stop within the grace period");
+        }
         let left = began
             .borrow()
             .map_or(grace, |began| grace.saturating_sub(began.elapsed()));

@@ -80,7 +80,7 @@ fn earlier_answer(
 }
 
 /// SQL fragments that differ between the engines.
-struct Dialect(Backend);
+pub(crate) struct Dialect(pub(crate) Backend);
 
 impl Dialect {
     /// A one-column `id` relation from a JSON array of strings bound as one parameter.
@@ -104,7 +104,7 @@ impl Dialect {
     /// A new UUID v7 per row of an `INSERT … SELECT`: the call's prefix bound as 24 hex digits
     /// (see [`id_prefix`]) followed by the row's number, so rows of one call are distinct and
     /// sort after earlier calls' rows. Cheaper per row than random bytes.
-    fn uuid_per_row(&self) -> &'static str {
+    pub(crate) fn uuid_per_row(&self) -> &'static str {
         match self.0 {
             Backend::Sqlite => "unhex(? || printf('%08x', ROW_NUMBER() OVER ()))",
             Backend::Postgres => "CAST(? || lpad(to_hex(ROW_NUMBER() OVER ()), 8, '0') AS uuid)",
@@ -131,7 +131,7 @@ impl Dialect {
 /// The first 24 hex digits of the ids of one statement's rows: a fresh UUID v7's timestamp,
 /// version and sequence (8 bytes), its variant, and 28 random bits, leaving 32 bits for the row
 /// number (see [`Dialect::uuid_per_row`]).
-fn id_prefix() -> String {
+pub(crate) fn id_prefix() -> String {
     let id = Uuid::now_v7();
     let bytes = id.as_bytes();
     let mut hex: String = bytes[..12].iter().map(|b| format!("{b:02x}")).collect();
@@ -221,7 +221,7 @@ fn recipient_predicate(dialect: &Dialect, r: &Recipients) -> (String, Vec<Value>
 }
 
 /// Whether the row's user gets `channel`, as an SQL boolean over the `p_<channel>` join.
-fn channel_expr(kind: &TypeChannels, channel: Channel, alias: &str) -> String {
+pub(crate) fn channel_expr(kind: &TypeChannels, channel: Channel, alias: &str) -> String {
     let setting = kind.setting(channel);
     if !setting.supported {
         "FALSE".to_owned()

@@ -8,6 +8,7 @@ mod accounts;
 mod banners;
 pub mod bulk;
 mod db;
+mod deliveries;
 mod entities;
 mod fanout;
 mod groups;
@@ -23,6 +24,7 @@ pub use banners::{
     ActiveBanner, BannerChanges, BannerListing, BannerOrder, BannerPage, BannerRecord, NewBanner,
 };
 pub use db::{Backend, Db, PoolUsage};
+pub use deliveries::{ClaimedDelivery, DeliveryFilter, DeliveryRecord, PushSubscriptionRecord};
 pub use fanout::{
     Fanout, FanoutOutcome, GroupOperator, IDEMPOTENCY_WINDOW, IdRange, IdempotencyClaim, Recipients,
 };

@@ -158,6 +158,17 @@ impl Db {
         &self,
         new: Vec<(NewNotification, ExternalId)>,
     ) -> Result<Vec<NotificationRecord>, Error> {
+        self.insert_records(new, &[]).await
+    }
+
+    /// As [`Db::insert_notifications`], queueing in the same transaction the email and push
+    /// deliveries each recipient's preferences allow for the types in `kinds` (a record whose
+    /// type is not listed queues nothing).
+    pub async fn insert_records(
+        &self,
+        new: Vec<(NewNotification, ExternalId)>,
+        kinds: &[TypeChannels],
+    ) -> Result<Vec<NotificationRecord>, Error> {
         let now = Utc::now();
         let models: Vec<notifications::Model> = new
             .into_iter()
@@ -207,8 +218,86 @@ impl Db {
                 .await
                 .map_err(classify)?;
         }
+        for m in &models {
+            if let Some(kind) = kinds.iter().find(|k| k.key == m.r#type) {
+                self.queue_record_deliveries(&txn, m, kind).await?;
+            }
+        }
         txn.commit().await.map_err(classify)?;
         Ok(models.into_iter().map(Into::into).collect())
+    }
+
+    /// Writes the outbox rows of one record: its content once (as a message sharing the
+    /// record's id), an email row when the recipient has an address and wants this type by
+    /// email, a push row per subscription when they want it by push.
+    async fn queue_record_deliveries(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        m: &notifications::Model,
+        kind: &TypeChannels,
+    ) -> Result<(), Error> {
+        use sea_orm::ConnectionTrait;
+        use tidings_domain::Channel;
+        if !kind.email.supported && !kind.push.supported {
+            return Ok(());
+        }
+        let exec = |sql: String, values: Vec<sea_orm::Value>| async move {
+            txn.execute_raw(self.stmt(&sql, values))
+                .await
+                .map_err(classify)
+        };
+        exec(
+            "INSERT INTO messages (id, \"type\", title, message, data, sender_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)"
+                .to_owned(),
+            vec![
+                m.id.into(),
+                m.r#type.as_str().into(),
+                m.title.as_str().into(),
+                m.message.as_str().into(),
+                m.data.clone().into(),
+                m.sender_id.clone().into(),
+                m.created_at.into(),
+            ],
+        )
+        .await?;
+        for channel in [Channel::Email, Channel::Push] {
+            if !kind.setting(channel).supported {
+                continue;
+            }
+            let wanted = crate::fanout::channel_expr(kind, channel, "p");
+            let (target, from) = match channel {
+                Channel::Email => ("u.email", " WHERE u.email IS NOT NULL AND"),
+                _ => (
+                    "s.endpoint",
+                    " JOIN push_subscriptions s ON s.user_id = u.id WHERE",
+                ),
+            };
+            let id = crate::fanout::Dialect(self.backend()).uuid_per_row();
+            exec(
+                format!(
+                    "INSERT INTO deliveries (id, message_id, notification_id, user_id, channel, \
+                     target, state, attempts, next_attempt_at, created_at, updated_at) \
+                     SELECT {id}, ?, ?, u.id, ?, {target}, 'pending', 0, ?, ?, ? FROM users u \
+                     LEFT JOIN preferences p ON p.user_id = u.id AND p.channel = ? AND p.\"type\" = ?\
+                     {from} u.id = ? AND {wanted}"
+                ),
+                vec![
+                    crate::fanout::id_prefix().into(),
+                    m.id.into(),
+                    m.id.into(),
+                    channel.as_str().into(),
+                    m.created_at.into(),
+                    m.created_at.into(),
+                    m.created_at.into(),
+                    channel.as_str().into(),
+                    m.r#type.as_str().into(),
+                    m.user_id.as_str().into(),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// One page of a user's notifications, newest first, strictly older than `before`.

@@ -7,6 +7,9 @@ use tidings_persistence::Db;
 
 use crate::background::Background;
 use crate::login_limits::LoginLimiter;
+use tokio::sync::Notify;
+
+use crate::delivery::DeliveryConfig;
 use crate::realtime::{Hub, SubscriptionLimits};
 
 /// Settings the procedures need, built once by the composition root.
@@ -18,6 +21,8 @@ pub struct AppConfig {
     pub subscriptions: SubscriptionLimits,
     /// Failed sign-ins allowed per email and per client address each minute; 0 = no limit.
     pub login_failures_per_minute: u32,
+    /// How email and push deliveries are sent and retried.
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for AppConfig {
@@ -26,6 +31,7 @@ impl Default for AppConfig {
             session_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             subscriptions: SubscriptionLimits::default(),
             login_failures_per_minute: 10,
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -40,6 +46,8 @@ pub struct App {
     pub login_limiter: Arc<LoginLimiter>,
     /// Tasks that run beside the requests and are stopped on shutdown.
     pub background: Background,
+    /// Woken when this process queues deliveries, so a worker need not wait for its next poll.
+    pub outbox: Arc<Notify>,
 }
 
 impl App {
@@ -52,6 +60,7 @@ impl App {
             config: Arc::new(config),
             hub,
             background: Background::default(),
+            outbox: Arc::new(Notify::new()),
         }
     }
 

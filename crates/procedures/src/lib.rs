@@ -11,6 +11,8 @@ mod background;
 mod banners;
 mod cache;
 mod ctx;
+mod deliveries;
+mod delivery;
 mod groups;
 mod inbox;
 mod input;
@@ -29,6 +31,7 @@ pub use auth::{
 };
 pub use background::Background;
 pub use ctx::{App, AppConfig, Ctx, SessionChange, SessionSlot};
+pub use delivery::{DeliveryConfig, DeliveryWorker, retry_delay};
 pub use input::RawInput;
 pub use login_limits::LoginLimiter;
 pub use realtime::{Hub, Signal, SubEvent, SubscriptionLimits};

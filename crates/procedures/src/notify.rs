@@ -442,6 +442,7 @@ pub(crate) async fn notify(ctx: Ctx, input: Value) -> Result<NotifyOutput, Error
             users_notified,
             ids,
         } => {
+            ctx.app.outbox.notify_one();
             ctx.app
                 .hub
                 .many_changed(fanout.recipients.organization.as_ref(), Some(ids))

@@ -197,13 +197,15 @@ pub(crate) async fn create(ctx: Ctx, input: Value) -> Result<Value, Error> {
             (new, org)
         })
         .collect();
+    let kinds: Vec<_> = known.into_iter().map(|t| t.channels).collect();
     let created: Vec<RecordOutput> = ctx
         .db()
-        .insert_notifications(rows)
+        .insert_records(rows, &kinds)
         .await?
         .into_iter()
         .map(Into::into)
         .collect();
+    ctx.app.outbox.notify_one();
     ctx.app.hub.users_changed(&ids).await;
     let value = if many {
         serde_json::to_value(created)
@@ -248,15 +250,28 @@ pub(crate) struct GetInput {
 }
 
 /// `notifications.get`: one record; an admin sees only its organization's.
-pub(crate) async fn get(ctx: Ctx, input: GetInput) -> Result<RecordOutput, Error> {
+pub(crate) async fn get(ctx: Ctx, input: GetInput) -> Result<RecordWithDeliveries, Error> {
     let id = NotificationId::parse("id", &input.id)?;
     let only = admin_organization(&ctx);
-    ctx.db()
+    let record: RecordOutput = ctx
+        .db()
         .notification(id)
         .await?
         .filter(|n| only.is_none_or(|org| *org == n.organization_id))
         .map(Into::into)
-        .ok_or_else(|| record_not_found(id))
+        .ok_or_else(|| record_not_found(id))?;
+    let deliveries = crate::deliveries::of_notification(&ctx, id).await?;
+    Ok(RecordWithDeliveries { record, deliveries })
+}
+
+/// A record with the state of its email and push deliveries, oldest first.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecordWithDeliveries {
+    #[serde(flatten)]
+    record: RecordOutput,
+    /// Left out for a record with no email or push delivery, so such a record reads as before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deliveries: Vec<crate::deliveries::DeliveryOutput>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,10 @@ use tidings_domain::{Caller, Error, Role};
 
 use crate::input::{RawInput, decode};
 use crate::realtime::{self, SubEvent};
-use crate::{Ctx, accounts, auth, banners, groups, inbox, notify, preferences, records, telemetry};
+use crate::{
+    Ctx, accounts, auth, banners, deliveries, groups, inbox, notify, preferences, records,
+    telemetry,
+};
 
 /// How a procedure is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +292,11 @@ impl Registry {
         registry.add("notifications.updatePreferences", Mutation, User, true, handler(preferences::update));
         registry.add("notifications.disableAllEmail", Mutation, User, true, handler(preferences::disable_all_email));
         registry.add("notifications.types", Query, User, false, handler(preferences::list_types));
+        // Delivery by email and push.
+        registry.add("deliveries.list", Query, Admin, true, handler(deliveries::list));
+        registry.add("push.vapidPublicKey", Query, Public, false, handler(deliveries::vapid_public_key));
+        registry.add("push.subscribe", Mutation, User, true, handler(deliveries::subscribe));
+        registry.add("push.unsubscribe", Mutation, User, true, handler(deliveries::unsubscribe));
         registry
     }
 

@@ -1,0 +1,324 @@
+//! `cargo xtask bench delivery`: email throughput from the outbox to a local SMTP server, and
+//! the time from a notify to the email's arrival.
+//!
+//! 1. With the delivery worker off, `users.upsertMany` loads the users and one
+//!    `notifications.notify` queues one email delivery per user.
+//! 2. The server restarts with its worker on; the SMTP server (`tests/support/smtp_sink.py` on
+//!    aiosmtpd, which stamps each message's arrival) receives them all. Throughput is emails
+//!    over the time from the first arrival to the last.
+//! 3. With the queue empty, single notifies to one user, paced apart, each carry a number in
+//!    their data; the arrival time of the email with that number minus the time the call was
+//!    sent is its latency.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::util::{
+    Backend, Result, TempDir, Which, free_port, http_post_json, millis, quantile, release_binary,
+    run_captured, scratch_database, start_server, thousands, workspace_root,
+};
+
+#[derive(Debug, Args)]
+pub struct DeliveryArgs {
+    /// Which database engines to measure.
+    #[arg(long, value_enum, default_value_t = Which::Sqlite)]
+    backend: Which,
+    /// Email deliveries queued for the throughput run (at most 10,000 per notify call).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    emails: u32,
+    /// Notifies timed one by one for the latency run.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    samples: u32,
+    /// TIDINGS_DELIVERY_CONCURRENCY for the server (sends and SMTP connections at once).
+    #[arg(long, default_value_t = 16)]
+    concurrency: u32,
+    /// TIDINGS_DELIVERY_BATCH for the server.
+    #[arg(long, default_value_t = 200)]
+    batch: u32,
+    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE.
+    #[arg(
+        long,
+        env = "TIDINGS_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Use target/release/tidings as it is instead of building it first.
+    #[arg(long)]
+    no_build: bool,
+    /// Also fail (exit status 1) when a goal is missed, not only on errors.
+    #[arg(long)]
+    check: bool,
+}
+
+const THROUGHPUT_GOAL: f64 = 500.0;
+
+/// The SMTP server, stopped when dropped.
+struct Sink {
+    child: Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl Sink {
+    fn start(dir: &TempDir) -> Result<Self> {
+        let port = free_port()?;
+        let out = dir.join("mail.jsonl");
+        let script = workspace_root().join("tests/support/smtp_sink.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .args(["--port", &port.to_string(), "--no-fsync", "--out"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start python3 {}: {e}", script.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("the SMTP server did not start (pip install aiosmtpd)".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { child, port, out })
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for `n` messages in all, reading the file every 50 ms.
+    fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.messages();
+            if got.len() >= n {
+                return Ok(got);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "only {} of {n} emails arrived within {timeout:?}",
+                    got.len()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Report {
+    backend: Backend,
+    emails: usize,
+    rate: f64,
+    drained: Duration,
+    p50: Duration,
+    p99: Duration,
+    duplicates: usize,
+}
+
+impl Report {
+    fn print(&self) {
+        println!(
+            "{:<10} {:>7} emails in {:>8} = {:>7} emails/s (goal >= {}) {}; notify -> arrival p50 {} p99 {}; duplicates {}",
+            self.backend.title(),
+            thousands(self.emails as f64),
+            millis(self.drained),
+            thousands(self.rate),
+            THROUGHPUT_GOAL,
+            if self.rate >= THROUGHPUT_GOAL {
+                "met"
+            } else {
+                "MISSED"
+            },
+            millis(self.p50),
+            millis(self.p99),
+            self.duplicates,
+        );
+    }
+}
+
+pub fn run(args: DeliveryArgs) -> Result<bool> {
+    if Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        return Err("python3 with aiosmtpd is needed: pip install aiosmtpd".into());
+    }
+    let binary = release_binary(args.no_build)?;
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for &backend in args.backend.backends() {
+        eprintln!("\n== {} ==", backend.title());
+        match bench_backend(backend, &args, &binary) {
+            Ok(Some(report)) => {
+                report.print();
+                reports.push(report);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}: FAILED: {e}", backend.title());
+                failed = true;
+            }
+        }
+    }
+    let met = reports
+        .iter()
+        .all(|r| r.rate >= THROUGHPUT_GOAL && r.duplicates == 0);
+    println!();
+    if failed {
+        println!("Result: a backend FAILED (see above)");
+    } else if met {
+        println!("Result: delivery met its goals");
+    } else {
+        println!("Result: some goals were MISSED");
+    }
+    Ok(!failed && !reports.is_empty() && (met || !args.check))
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result<Option<Report>> {
+    let dir = TempDir::new("tidings-bench-delivery")?;
+    let Some(db) = scratch_database(backend, &dir, &args.postgres_url)? else {
+        return Ok(None);
+    };
+    let key = run_captured(
+        Command::new(binary)
+            .args(["keys", "create", "--name", "bench"])
+            .env("TIDINGS_DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn"),
+    )?
+    .trim()
+    .to_owned();
+    let sink = Sink::start(&dir)?;
+    let smtp = format!("smtp://127.0.0.1:{}", sink.port);
+    let env = |worker: bool| {
+        vec![
+            ("TIDINGS_SMTP_URL", smtp.clone()),
+            (
+                "TIDINGS_MAIL_FROM",
+                "Tidings <bench@example.com>".to_owned(),
+            ),
+            ("TIDINGS_DELIVERY_WORKER", worker.to_string()),
+            ("TIDINGS_DELIVERY_CONCURRENCY", args.concurrency.to_string()),
+            ("TIDINGS_DELIVERY_BATCH", args.batch.to_string()),
+        ]
+    };
+    let call = |server: &crate::util::Server, procedure: &str, input: Value| -> Result<Value> {
+        let reply = http_post_json(
+            server.addr,
+            &format!("/api/trpc/{procedure}"),
+            Some(&key),
+            &json!({ "json": input }).to_string(),
+            Duration::from_secs(120),
+        )?;
+        if reply.status != 200 {
+            return Err(format!("{procedure}: {} {}", reply.status, reply.body));
+        }
+        serde_json::from_str(&reply.body).map_err(|e| format!("{procedure}: {e}"))
+    };
+
+    // 1. Queue one email per user with the worker off.
+    let n = args.emails as usize;
+    {
+        let server = start_server(binary, &db.url, &dir, &env(false))?;
+        let users: Vec<Value> = (0..n)
+            .map(|i| json!({"id": format!("b{i:05}"), "email": format!("b{i:05}@example.com")}))
+            .collect();
+        call(&server, "users.upsertMany", json!({ "users": users }))?;
+        let ids: Vec<String> = (0..n).map(|i| format!("b{i:05}")).collect();
+        call(
+            &server,
+            "notifications.notify",
+            json!({"key": "ticketAssigned", "recipients": {"userIds": ids},
+                   "data": {"ticketNumber": "0", "ticketTitle": "Bench"}}),
+        )?;
+    }
+
+    // 2. Drain the queue.
+    eprintln!("Draining {n} queued emails…");
+    let server = start_server(binary, &db.url, &dir, &env(true))?;
+    let got = sink.wait_for(n, Duration::from_secs(600))?;
+    let times: Vec<f64> = got.iter().filter_map(|m| m["at"].as_f64()).collect();
+    let first = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let last = times.iter().cloned().fold(0.0, f64::max);
+    let drained = Duration::from_secs_f64((last - first).max(0.001));
+    let rate = n as f64 / drained.as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let all = sink.messages();
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for m in &all {
+        for to in m["to"].as_array().into_iter().flatten() {
+            *per_recipient
+                .entry(to.as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+    }
+    let duplicates = per_recipient.values().map(|c| c - 1).sum();
+
+    // 3. Latency: one notify at a time to one user, 20 ms apart.
+    eprintln!("Timing {} single notifies…", args.samples);
+    let mut sent_at: HashMap<String, f64> = HashMap::new();
+    for i in 0..args.samples {
+        let ticket = format!("L{i}");
+        sent_at.insert(ticket.clone(), now_seconds());
+        call(
+            &server,
+            "notifications.notify",
+            json!({"key": "ticketAssigned", "recipients": {"userIds": ["b00000"]},
+                   "data": {"ticketNumber": ticket, "ticketTitle": "Latency"}}),
+        )?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = sink.wait_for(all.len() + args.samples as usize, Duration::from_secs(120))?;
+    let mut latencies: Vec<Duration> = got[all.len()..]
+        .iter()
+        .filter_map(|m| {
+            let text = m["text"].as_str()?;
+            let ticket = text.split('#').nth(1)?.split(':').next()?.trim().to_owned();
+            let sent = sent_at.get(&ticket)?;
+            Some(Duration::from_secs_f64((m["at"].as_f64()? - sent).max(0.0)))
+        })
+        .collect();
+    latencies.sort();
+    if latencies.len() != args.samples as usize {
+        return Err(format!(
+            "matched {} of {} latency emails",
+            latencies.len(),
+            args.samples
+        ));
+    }
+    drop(server);
+    Ok(Some(Report {
+        backend,
+        emails: n,
+        rate,
+        drained,
+        p50: quantile(&latencies, 0.5).unwrap_or_default(),
+        p99: quantile(&latencies, 0.99).unwrap_or_default(),
+        duplicates,
+    }))
+}
