@@ -14,3 +14,4 @@ mod trpc;
 
 pub use config::{Config, ConfigError};
 pub use server::{RunningServer, start};
+pub use trpc::{ParsedRequest, parse_request};
