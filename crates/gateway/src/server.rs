@@ -77,6 +77,7 @@ pub fn router(app: App, config: &Config, stop: jsonrpsee::server::StopHandle) ->
             app.clone(),
             registry.clone(),
             config.max_subscriptions_per_user as u32,
+            Arc::new(config.allowed_origins.clone()),
             stop,
         ));
     let session_state = SessionState {

@@ -243,6 +243,7 @@ impl Registry {
         // Accounts and sessions.
         registry.add("auth.login", Mutation, Public, true, handler(auth::login));
         registry.add("auth.logout", Mutation, User, false, handler(auth::logout));
+        registry.add("auth.logoutAll", Mutation, User, false, handler(auth::logout_all));
         registry.add("auth.me", Query, User, false, handler(auth::me));
         registry.add("sessions.create", Mutation, Service, true, handler(auth::create_session));
         registry.add("organizations.create", Mutation, Admin, true, handler(accounts::create_organization));
