@@ -34,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
             procedure.name,
             err.message
         );
-        assert!(!err.message.is_empty(), "{}: an empty message", procedure.name);
+        assert!(
+            !err.message.is_empty(),
+            "{}: an empty message",
+            procedure.name
+        );
     }
 });

@@ -587,6 +587,25 @@ mod tests {
     }
 
     #[test]
+    fn requests_parse_from_path_query_and_body() {
+        let mut get = parse_request(
+            "/api/trpc/notifications%2Elist,auth.me/",
+            "batch=1&input=%7B%221%22%3A%7B%22json%22%3A%7B%22limit%22%3A2%7D%7D%7D",
+            None,
+        );
+        assert!(get.batch);
+        assert_eq!(get.paths, ["notifications.list", "auth.me"]);
+        assert_eq!(get.input(0), RawInput::None);
+        assert_eq!(get.input(1), RawInput::Json(json!({"limit": 2})));
+        // A POST reads its body, not `?input=`; without `batch` a comma is part of the path.
+        let mut post = parse_request("/api/trpc/a,b", "input=1", Some(r#"{"json":{"id":"x"}}"#));
+        assert!(!post.batch);
+        assert_eq!(post.paths, ["a,b"]);
+        assert_eq!(post.input(0), RawInput::Json(json!({"id": "x"})));
+        assert_eq!(post.input(0), RawInput::None, "an input is handed out once");
+    }
+
+    #[test]
     fn query_params_decode() {
         let q = "batch=1&input=%7B%22json%22%3Anull%7D";
         assert_eq!(query_param(q, "batch").as_deref(), Some("1"));
