@@ -17,3 +17,4 @@ pub mod web;
 
 pub use config::{Config, ConfigError, Limits};
 pub use server::{RunningServer, start};
+pub use trpc::{ParsedRequest, parse_request};

@@ -30,6 +30,7 @@ use tidings_procedures::{
 /// What the JSON-RPC route needs per request.
 #[derive(Clone)]
 pub struct RpcState {
+    allowed_origins: Arc<Vec<String>>,
     builder: TowerServiceBuilder<
         tower::layer::util::Stack<KnownMethodsLayer, tower::layer::util::Identity>,
         tower::layer::util::Identity,
@@ -44,9 +45,13 @@ impl std::fmt::Debug for RpcState {
     }
 }
 
-/// The credentials of a JSON-RPC request, looked up again on every call.
+/// The credentials of a JSON-RPC request, looked up again on every call, and whether its
+/// `Origin` (if any) may use the session cookie.
 #[derive(Clone, Debug)]
-pub struct RpcCredentials(pub Credentials);
+pub struct RpcCredentials {
+    pub credentials: Credentials,
+    pub origin_allowed: bool,
+}
 
 fn error_object(err: &Error, path: &str) -> ErrorObjectOwned {
     if err.code == tidings_procedures::ErrorCode::InternalServerError {
@@ -75,10 +80,22 @@ fn input(params: &Params<'_>) -> RawInput {
 }
 
 async fn context(app: &App, extensions: &jsonrpsee::Extensions) -> Result<Ctx, Error> {
-    let credentials = extensions
+    let RpcCredentials {
+        credentials,
+        origin_allowed,
+    } = extensions
         .get::<RpcCredentials>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
+        .cloned()
+        .unwrap_or(RpcCredentials {
+            credentials: Credentials::default(),
+            origin_allowed: true,
+        });
+    // A browser opens a WebSocket to any origin with its cookies, and the page that opened it
+    // reads every answer: a cookie is good only from this server's own or an allowed origin
+    // (cross-site WebSocket hijacking). Keys are not sent by browsers on their own.
+    if credentials.bearer_key.is_none() && credentials.session_token.is_some() && !origin_allowed {
+        return Err(Error::forbidden("Origin not allowed"));
+    }
     let caller = resolve_caller(app, &credentials, &SessionSlot::default()).await?;
     Ok(Ctx {
         app: app.clone(),
@@ -276,6 +293,7 @@ impl RpcState {
         app: App,
         registry: Arc<Registry>,
         max_subscriptions_per_connection: u32,
+        allowed_origins: Arc<Vec<String>>,
         stop: StopHandle,
     ) -> Self {
         let config = ServerConfig::builder()
@@ -293,6 +311,7 @@ impl RpcState {
             .set_rpc_middleware(RpcServiceBuilder::new().layer(KnownMethodsLayer(known)))
             .to_service_builder();
         Self {
+            allowed_origins,
             builder,
             methods,
             stop,
@@ -303,7 +322,11 @@ impl RpcState {
 /// Hands a request at `/rpc` to jsonrpsee, which answers it or upgrades it to a WebSocket.
 pub async fn handle(State(state): State<RpcState>, mut request: Request) -> Response {
     let credentials = crate::session::credentials(request.headers());
-    request.extensions_mut().insert(RpcCredentials(credentials));
+    let origin_allowed = crate::session::origin_allowed(request.headers(), &state.allowed_origins);
+    request.extensions_mut().insert(RpcCredentials {
+        credentials,
+        origin_allowed,
+    });
     let mut service = state
         .builder
         .build(state.methods.clone(), state.stop.clone());

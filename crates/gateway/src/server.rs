@@ -85,6 +85,7 @@ pub fn router(
             app.clone(),
             registry.clone(),
             config.max_subscriptions_per_user as u32,
+            Arc::new(config.allowed_origins.clone()),
             stop,
         ));
     let session_state = SessionState {

@@ -54,7 +54,7 @@ pub fn credentials(headers: &HeaderMap) -> Credentials {
 }
 
 /// An `Origin` is allowed when it is this server's own (same host) or a configured one.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

@@ -120,6 +120,7 @@ fn strip_nulls(value: Value) -> Value {
 }
 
 /// The inputs of the calls in a request, by index, parsed only when a procedure reads them.
+#[derive(Debug)]
 enum Inputs {
     Single(RawInput),
     /// A batch's `{"0": envelope, …}`; an index missing from it has no input.
@@ -169,6 +170,51 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, st
             )
         })
     })
+}
+
+/// What a tRPC request asks for, read from its URL path, query string and body alone.
+#[derive(Debug)]
+pub struct ParsedRequest {
+    /// Whether it is a batch (`?batch=1`).
+    pub batch: bool,
+    /// The procedure paths, in call order: one, or a batch's comma-separated list.
+    pub paths: Vec<String>,
+    inputs: Inputs,
+}
+
+impl ParsedRequest {
+    /// The input of call `index`; each is handed out once (`None` afterwards).
+    pub fn input(&mut self, index: usize) -> RawInput {
+        self.inputs.take(index)
+    }
+}
+
+/// Reads a tRPC request: `uri_path` is the URL path (`/api/trpc/<paths>`), `query` the query
+/// string without `?`, `body` a POST's body (the input is then read from it rather than from
+/// `?input=`). Pure and total: any bytes give an answer, malformed input a
+/// [`RawInput::Malformed`] for the calls that read it.
+pub fn parse_request(uri_path: &str, query: &str, body: Option<&str>) -> ParsedRequest {
+    let raw_path = uri_path.strip_prefix("/api/trpc").unwrap_or_default();
+    let raw_path = raw_path.trim_start_matches('/').trim_end_matches('/');
+    let path = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8_lossy()
+        .into_owned();
+    let batch = query_param(query, "batch").is_some_and(|b| b == "1" || b == "true");
+    let input_text = match body {
+        Some(body) => Some(std::borrow::Cow::Borrowed(body)),
+        None => query_param(query, "input"),
+    };
+    let inputs = Inputs::parse(input_text.as_deref(), batch);
+    let paths = if batch {
+        path.split(',').map(str::to_owned).collect()
+    } else {
+        vec![path]
+    };
+    ParsedRequest {
+        batch,
+        paths,
+        inputs,
+    }
 }
 
 /// Runs one call: method, then access, then input, then the handler.
@@ -256,17 +302,7 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
             origin_allowed: true,
             session: Default::default(),
         });
-    let raw_path = parts
-        .uri
-        .path()
-        .strip_prefix("/api/trpc")
-        .unwrap_or_default();
-    let raw_path = raw_path.trim_start_matches('/').trim_end_matches('/');
-    let path = percent_encoding::percent_decode_str(raw_path)
-        .decode_utf8_lossy()
-        .into_owned();
     let query = parts.uri.query().unwrap_or_default();
-    let batch = query_param(query, "batch").is_some_and(|b| b == "1" || b == "true");
 
     let body_text = if parts.method == Method::POST {
         match parts
@@ -306,17 +342,11 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
             format!("Unsupported {}-request", parts.method),
         ));
     };
-    let input_text = match &body_text {
-        Some(body) => Some(std::borrow::Cow::Borrowed(body.as_str())),
-        None => query_param(query, "input"),
-    };
-    let mut inputs = Inputs::parse(input_text.as_deref(), batch);
-
-    let paths: Vec<&str> = if batch {
-        path.split(',').collect()
-    } else {
-        vec![path.as_str()]
-    };
+    let ParsedRequest {
+        batch,
+        paths,
+        mut inputs,
+    } = parse_request(parts.uri.path(), query, body_text.as_deref());
     if paths.len() > state.max_batch_size {
         return whole_request_error(Error::field(
             "batch",
@@ -627,6 +657,25 @@ mod tests {
         );
         let mut inputs = Inputs::parse(Some("{bad"), false);
         assert!(matches!(inputs.take(0), RawInput::Malformed(_)));
+    }
+
+    #[test]
+    fn requests_parse_from_path_query_and_body() {
+        let mut get = parse_request(
+            "/api/trpc/notifications%2Elist,auth.me/",
+            "batch=1&input=%7B%221%22%3A%7B%22json%22%3A%7B%22limit%22%3A2%7D%7D%7D",
+            None,
+        );
+        assert!(get.batch);
+        assert_eq!(get.paths, ["notifications.list", "auth.me"]);
+        assert_eq!(get.input(0), RawInput::None);
+        assert_eq!(get.input(1), RawInput::Json(json!({"limit": 2})));
+        // A POST reads its body, not `?input=`; without `batch` a comma is part of the path.
+        let mut post = parse_request("/api/trpc/a,b", "input=1", Some(r#"{"json":{"id":"x"}}"#));
+        assert!(!post.batch);
+        assert_eq!(post.paths, ["a,b"]);
+        assert_eq!(post.input(0), RawInput::Json(json!({"id": "x"})));
+        assert_eq!(post.input(0), RawInput::None, "an input is handed out once");
     }
 
     #[test]

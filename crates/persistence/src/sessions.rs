@@ -82,6 +82,16 @@ impl Db {
         Ok(())
     }
 
+    /// Revokes every session of a user; answers how many there were.
+    pub async fn delete_user_sessions(&self, user_id: &ExternalId) -> Result<u64, Error> {
+        let done = sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(user_id.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected)
+    }
+
     pub async fn delete_session(&self, id: Uuid) -> Result<(), Error> {
         sessions::Entity::delete_by_id(id)
             .exec(&self.conn)

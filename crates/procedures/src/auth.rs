@@ -251,6 +251,26 @@ pub(crate) async fn logout(ctx: Ctx, _: NoInput) -> Result<Success, Error> {
     Ok(Success { success: true })
 }
 
+#[derive(Debug, Serialize)]
+pub(crate) struct LogoutAllOutput {
+    success: bool,
+    /// How many sessions were revoked, this one included.
+    count: u64,
+}
+
+/// `auth.logoutAll`: revokes every session of the signed-in user, on every device (after a lost
+/// laptop or a leaked cookie), and clears this browser's cookie.
+pub(crate) async fn logout_all(ctx: Ctx, _: NoInput) -> Result<LogoutAllOutput, Error> {
+    let user = ctx.user()?;
+    let count = ctx.db().delete_user_sessions(&user.user_id).await?;
+    ctx.app.hub.sessions_changed([&user.user_id]).await;
+    ctx.session.set(SessionChange::Clear);
+    Ok(LogoutAllOutput {
+        success: true,
+        count,
+    })
+}
+
 pub(crate) async fn me(ctx: Ctx, _: NoInput) -> Result<UserOutput, Error> {
     let caller = ctx.user()?;
     let user = ctx

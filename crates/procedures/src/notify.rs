@@ -293,6 +293,11 @@ fn list(ids: &[impl std::fmt::Display]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
+/// `notifications.notify`'s input decoding alone, as the registry's decoder.
+pub(crate) fn decode_notify(input: Value) -> Result<(), Error> {
+    crate::input::decode::<NotifyInput>(input).map(|_| ())
+}
+
 /// `notifications.notify`.
 pub(crate) async fn notify(ctx: Ctx, input: Value) -> Result<NotifyOutput, Error> {
     let hash = request_hash(&match &input {

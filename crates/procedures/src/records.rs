@@ -89,7 +89,10 @@ fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Optio
 }
 
 /// Checks one record's fields; `at` is its place in the input (`""` or `[3]`).
-fn validate(at: &str, input: CreateInput) -> Result<(ExternalId, NewNotification), Error> {
+/// A record to create and who it is for.
+type Recipient = (ExternalId, NewNotification);
+
+fn validate(at: &str, input: CreateInput) -> Result<Recipient, Error> {
     let field = |name: &str| {
         if at.is_empty() {
             name.to_owned()
@@ -123,9 +126,10 @@ fn validate(at: &str, input: CreateInput) -> Result<(ExternalId, NewNotification
     Ok((recipient, new))
 }
 
-/// `notifications.create`: one record or an array of them, all created or none.
-pub(crate) async fn create(ctx: Ctx, input: Value) -> Result<Value, Error> {
-    let (many, items) = match input {
+/// Reads `notifications.create`'s input, one object or an array of them: whether it was an
+/// array, and each record's recipient and contents.
+fn parse_create(input: Value) -> Result<(bool, Vec<Recipient>), Error> {
+    Ok(match input {
         Value::Array(items) => {
             if items.is_empty() || items.len() > MAX_CREATE {
                 return Err(Error::field(
@@ -144,7 +148,17 @@ pub(crate) async fn create(ctx: Ctx, input: Value) -> Result<Value, Error> {
             (true, items)
         }
         other => (false, vec![validate("", decode_at("", other)?)?]),
-    };
+    })
+}
+
+/// `notifications.create`'s input decoding alone, as the registry's decoder.
+pub(crate) fn decode_create(input: Value) -> Result<(), Error> {
+    parse_create(input).map(|_| ())
+}
+
+/// `notifications.create`: one record or an array of them, all created or none.
+pub(crate) async fn create(ctx: Ctx, input: Value) -> Result<Value, Error> {
+    let (many, items) = parse_create(input)?;
 
     // Every recipient must exist, and an admin reaches only their own organization.
     let mut ids: Vec<ExternalId> = items.iter().map(|(r, _)| r.clone()).collect();

@@ -56,10 +56,19 @@ pub type EventStream = BoxStream<'static, Result<SubEvent, Error>>;
 type SubscribeHandler =
     Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<EventStream, Error>> + Send + Sync>;
 
-/// What runs a procedure: a call answers once, a subscription streams events.
+/// Decodes a procedure's input without running it: what the handler would refuse as input.
+type Decoder = fn(Value) -> Result<(), Error>;
+
+/// What runs a procedure: a call answers once, a subscription streams events. Each carries
+/// the decoder of its input, so inputs can be checked alone (by the fuzz targets).
 enum Handler {
-    Call(CallHandler),
-    Subscribe(SubscribeHandler),
+    Call(CallHandler, Decoder),
+    Subscribe(SubscribeHandler, Decoder),
+}
+
+/// The decoder of a typed input `I`.
+fn decoder<I: DeserializeOwned>(value: Value) -> Result<(), Error> {
+    decode::<I>(value).map(|_| ())
 }
 
 /// A named procedure with its kind, its access rule and its handler.
@@ -111,8 +120,8 @@ impl Procedure {
     async fn call_unrecorded(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
         let input = self.prepare(&ctx, input)?;
         match &self.handler {
-            Handler::Call(handler) => handler(ctx, input).await,
-            Handler::Subscribe(_) => Err(Error::bad_request(format!(
+            Handler::Call(handler, _) => handler(ctx, input).await,
+            Handler::Subscribe(..) => Err(Error::bad_request(format!(
                 "{} is a subscription",
                 self.name
             ))),
@@ -137,11 +146,25 @@ impl Procedure {
     async fn subscribe_unrecorded(&self, ctx: Ctx, input: RawInput) -> Result<EventStream, Error> {
         let input = self.prepare(&ctx, input)?;
         match &self.handler {
-            Handler::Subscribe(handler) => handler(ctx, input).await,
-            Handler::Call(_) => Err(Error::bad_request(format!(
+            Handler::Subscribe(handler, _) => handler(ctx, input).await,
+            Handler::Call(..) => Err(Error::bad_request(format!(
                 "{} is not a subscription",
                 self.name
             ))),
+        }
+    }
+}
+
+impl Procedure {
+    /// Decodes `input` as a call would, without checking access or running the handler: the
+    /// error a call would answer for this input, if its input is what is wrong.
+    pub fn decode_input(&self, input: RawInput) -> Result<(), Error> {
+        if !self.takes_input {
+            return Ok(());
+        }
+        let value = input.into_value()?;
+        match &self.handler {
+            Handler::Call(_, decode) | Handler::Subscribe(_, decode) => decode(value),
         }
     }
 }
@@ -183,13 +206,16 @@ where
     F: Fn(Ctx, I) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = Result<O, Error>> + Send + 'static,
 {
-    Handler::Call(Box::new(move |ctx, value| {
-        Box::pin(async move {
-            let input = decode::<I>(value)?;
-            let output = f(ctx, input).await?;
-            serde_json::to_value(output).map_err(Error::internal)
-        })
-    }))
+    Handler::Call(
+        Box::new(move |ctx, value| {
+            Box::pin(async move {
+                let input = decode::<I>(value)?;
+                let output = f(ctx, input).await?;
+                serde_json::to_value(output).map_err(Error::internal)
+            })
+        }),
+        decoder::<I>,
+    )
 }
 
 /// Wraps a typed subscription function as a handler over JSON.
@@ -199,28 +225,34 @@ where
     F: Fn(Ctx, I) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = Result<EventStream, Error>> + Send + 'static,
 {
-    Handler::Subscribe(Box::new(move |ctx, value| {
-        Box::pin(async move {
-            let input = decode::<I>(value)?;
-            f(ctx, input).await
-        })
-    }))
+    Handler::Subscribe(
+        Box::new(move |ctx, value| {
+            Box::pin(async move {
+                let input = decode::<I>(value)?;
+                f(ctx, input).await
+            })
+        }),
+        decoder::<I>,
+    )
 }
 
 /// Wraps a procedure that takes its input as raw JSON, for inputs that may be an object or an
-/// array.
-fn raw_handler<O, F, Fut>(f: F) -> Handler
+/// array; `decode` is the part of it that reads the input.
+fn raw_handler<O, F, Fut>(f: F, decode: Decoder) -> Handler
 where
     O: Serialize + 'static,
     F: Fn(Ctx, Value) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = Result<O, Error>> + Send + 'static,
 {
-    Handler::Call(Box::new(move |ctx, value| {
-        Box::pin(async move {
-            let output = f(ctx, value).await?;
-            serde_json::to_value(output).map_err(Error::internal)
-        })
-    }))
+    Handler::Call(
+        Box::new(move |ctx, value| {
+            Box::pin(async move {
+                let output = f(ctx, value).await?;
+                serde_json::to_value(output).map_err(Error::internal)
+            })
+        }),
+        decode,
+    )
 }
 
 /// Marks a procedure without input: whatever the transport received is ignored.
@@ -243,6 +275,7 @@ impl Registry {
         // Accounts and sessions.
         registry.add("auth.login", Mutation, Public, true, handler(auth::login));
         registry.add("auth.logout", Mutation, User, false, handler(auth::logout));
+        registry.add("auth.logoutAll", Mutation, User, false, handler(auth::logout_all));
         registry.add("auth.me", Query, User, false, handler(auth::me));
         registry.add("sessions.create", Mutation, Service, true, handler(auth::create_session));
         registry.add("organizations.create", Mutation, Admin, true, handler(accounts::create_organization));
@@ -258,7 +291,7 @@ impl Registry {
         registry.add("groups.addMembers", Mutation, Admin, true, handler(groups::add_members));
         registry.add("groups.removeMembers", Mutation, Admin, true, handler(groups::remove_members));
         // Records.
-        registry.add("notifications.create", Mutation, Admin, true, raw_handler(records::create));
+        registry.add("notifications.create", Mutation, Admin, true, raw_handler(records::create, records::decode_create));
         registry.add("notifications.get", Query, Admin, true, handler(records::get));
         registry.add("notifications.query", Query, Admin, true, handler(records::query));
         registry.add("notifications.update", Mutation, Admin, true, handler(records::update));
@@ -272,7 +305,7 @@ impl Registry {
         registry.add("banners.current", Query, User, false, handler(banners::current));
         registry.add("banners.dismiss", Mutation, User, true, handler(banners::dismiss));
         // Fan-out and the types it renders.
-        registry.add("notifications.notify", Mutation, Admin, true, raw_handler(notify::notify));
+        registry.add("notifications.notify", Mutation, Admin, true, raw_handler(notify::notify, notify::decode_notify));
         registry.add("notificationTypes.upsert", Mutation, Admin, true, handler(notify::upsert_type));
         registry.add("notificationTypes.list", Query, Admin, false, handler(notify::list_types));
         // The inbox.
