@@ -107,6 +107,12 @@ async fn metrics_count_calls_per_procedure_and_code_on_both_surfaces() {
             );
         }
         assert!(sample(page, "tidings_db_connections_max", &[]).unwrap() >= 1.0);
+        for state in ["pending", "sending", "sent", "failed"] {
+            assert!(
+                sample(page, "tidings_outbox_deliveries", &[("state", state)]).is_some(),
+                "outbox depth for {state} missing: {page}"
+            );
+        }
         app.stop().await;
     })
     .await;
@@ -131,6 +137,12 @@ async fn fan_outs_are_measured() {
         assert_eq!(sent.data()["usersNotified"]["count"], 2, "{sent:?}");
         let page = app.anonymous().get("/metrics").await.text;
         assert!(recipients(&page) >= before + 2.0, "{page}");
+        // Both get an email: the outbox holds two rows, in whatever state the worker left them.
+        let outbox: f64 = ["pending", "sending", "sent", "failed"]
+            .iter()
+            .filter_map(|state| sample(&page, "tidings_outbox_deliveries", &[("state", state)]))
+            .sum();
+        assert_eq!(outbox, 2.0, "{page}");
         assert!(
             sample(&page, "tidings_fanout_duration_seconds_count", &[]).is_some_and(|n| n >= 1.0),
             "{page}"

@@ -62,6 +62,18 @@ pub async fn metrics(State(app): State<App>) -> Response {
     metrics::gauge!(telemetry::DB_CONNECTIONS).set(pool.open);
     metrics::gauge!(telemetry::DB_CONNECTIONS_IDLE).set(pool.idle);
     metrics::gauge!(telemetry::DB_CONNECTIONS_MAX).set(pool.max);
+    match app.db.delivery_states().await {
+        Ok(states) => {
+            for state in ["pending", "sending", "sent", "failed"] {
+                let n = states
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!(telemetry::OUTBOX_DELIVERIES, "state" => state).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not count the outbox for /metrics"),
+    }
     handle.run_upkeep();
     (
         [(

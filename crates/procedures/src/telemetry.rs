@@ -23,8 +23,8 @@ pub const DB_CONNECTIONS_IDLE: &str = "tidings_db_connections_idle";
 pub const DB_CONNECTIONS_MAX: &str = "tidings_db_connections_max";
 /// Counter: requests refused by a rate or concurrency limit, by `limit`.
 pub const LIMITED: &str = "tidings_rate_limited_total";
-/// Gauge reserved for the delivery outbox: rows by `state` (`pending`, `claimed`, `sent`,
-/// `failed`). Whoever runs the outbox sets it; `/metrics` shows it once it has a value.
+/// Gauge: the delivery outbox's rows by `state` (`pending`, `sending`, `sent`, `failed`),
+/// counted when `/metrics` is read.
 pub const OUTBOX_DELIVERIES: &str = "tidings_outbox_deliveries";
 
 /// Who called, for logs: never a secret, only ids and key names.
