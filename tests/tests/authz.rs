@@ -74,6 +74,15 @@ const ANNS: [Want; 6] = [
     Forbidden,
     Forbidden,
 ];
+/// Ann's own object (a push subscription): anyone else is told it does not exist.
+const ANNS_ONLY: [Want; 6] = [
+    Unauthorized,
+    Allowed,
+    NotFound,
+    NotFound,
+    NotFound,
+    Forbidden,
+];
 /// Admins and services, on instance-wide things (banners, types) or their own organization.
 const ADMIN: [Want; 6] = [
     Unauthorized,
@@ -168,6 +177,11 @@ const TABLE: &[(&str, [Want; 6])] = &[
     ("notifications.getPreferences", OWN),
     ("notifications.updatePreferences", OWN),
     ("notifications.disableAllEmail", OWN),
+    ("notifications.types", OWN),
+    ("deliveries.list", ADMIN),
+    ("push.vapidPublicKey", PUBLIC),
+    ("push.subscribe", OWN),
+    ("push.unsubscribe", ANNS_ONLY),
 ];
 
 fn want(procedure: &str) -> [Want; 6] {
@@ -285,6 +299,17 @@ async fn client(app: &TestApp, principal: Principal) -> Client {
     }
 }
 
+/// A browser's push subscription (the keys of RFC 8291's example), each time a new endpoint.
+fn push_subscription() -> Value {
+    json!({
+        "endpoint": format!("https://push.example/{}", uuid::Uuid::now_v7()),
+        "keys": {
+            "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+            "auth": "BTBZMqHH6r4Tts7J_aSIgg",
+        },
+    })
+}
+
 fn banner(world: &World, to: &[&str]) -> Value {
     json!({
         "title": "Maintenance", "message": "Tonight", "type": world.banner_type,
@@ -355,6 +380,15 @@ async fn input(app: &TestApp, world: &World, procedure: &str) -> Value {
         "notifications.markAsRead" | "notifications.delete" | "notifications.archive" => {
             json!({"id": fresh_note().await})
         }
+        "push.subscribe" => push_subscription(),
+        // One of Ann's subscriptions, made anew for each call.
+        "push.unsubscribe" => {
+            let subscription = push_subscription();
+            let ann = session(app, "ann").await;
+            ok(&ann.mutate("push.subscribe", subscription.clone()).await);
+            json!({"endpoint": subscription["endpoint"]})
+        }
+        "deliveries.list" => json!({"userId": "ann"}),
         "notifications.updatePreferences" => {
             json!({"channel": "email", "type": "ticketAssigned", "enabled": false})
         }
@@ -553,6 +587,8 @@ async fn another_organizations_admin_sees_nothing_of_acme() {
                 "notifications.query",
                 json!({"filter": {"recipient": {"_eq": "ann"}}}),
             ),
+            ("deliveries.list", json!({})),
+            ("deliveries.list", json!({"userId": "ann"})),
         ] {
             let seen = ok(&rival.query(name, input).await).to_string();
             for secret in ["acme", "\"ann\"", "\"bob\"", &world.group] {

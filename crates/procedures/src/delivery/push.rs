@@ -30,6 +30,17 @@ pub(crate) struct VapidKeys {
     signer: PartialVapidSignatureBuilder,
 }
 
+/// Bytes of a P-256 private scalar.
+const SCALAR_LEN: usize = 32;
+
+/// A private scalar as its 32 big-endian bytes: the key generator drops leading zero bytes
+/// (one key in 256), which the signer would not take.
+fn scalar(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; SCALAR_LEN.saturating_sub(bytes.len())];
+    out.extend_from_slice(bytes);
+    out
+}
+
 /// The stored key pair, generated and stored first when there is none.
 pub(crate) async fn vapid_keys(db: &Db) -> Result<VapidKeys, Error> {
     let private = match db.setting(VAPID_SETTING).await? {
@@ -37,9 +48,14 @@ pub(crate) async fn vapid_keys(db: &Db) -> Result<VapidKeys, Error> {
         None => {
             let (pair, _) = ece::generate_keypair_and_auth_secret().map_err(Error::internal)?;
             let components = pair.raw_components().map_err(Error::internal)?;
-            let candidate = URL_SAFE_NO_PAD.encode(components.private_key());
+            let candidate = URL_SAFE_NO_PAD.encode(scalar(components.private_key()));
             db.setting_or_insert(VAPID_SETTING, &candidate).await?
         }
+    };
+    // A key stored without its leading zero bytes is repaired rather than refused.
+    let private = match URL_SAFE_NO_PAD.decode(&private) {
+        Ok(bytes) if bytes.len() < SCALAR_LEN => URL_SAFE_NO_PAD.encode(scalar(&bytes)),
+        _ => private,
     };
     let signer = VapidSignatureBuilder::from_base64_no_sub(&private)
         .map_err(|e| Error::internal(std::io::Error::other(format!("VAPID key: {e}"))))?;
@@ -134,7 +150,19 @@ impl Pusher {
 
 #[cfg(test)]
 mod tests {
-    use super::origin;
+    use super::*;
+
+    #[test]
+    fn a_key_without_its_leading_zero_bytes_signs_once_padded() {
+        let short = vec![7u8; SCALAR_LEN - 1];
+        let padded = scalar(&short);
+        assert_eq!(padded.len(), SCALAR_LEN);
+        assert_eq!(padded[0], 0);
+        assert_eq!(&padded[1..], &short[..]);
+        let signer = VapidSignatureBuilder::from_base64_no_sub(&URL_SAFE_NO_PAD.encode(&padded));
+        assert!(signer.is_ok());
+        assert_eq!(scalar(&padded), padded, "a whole scalar stays as it is");
+    }
 
     #[test]
     fn the_audience_keeps_the_port() {
