@@ -280,3 +280,38 @@ async fn admins_reach_only_their_organization_and_users_may_not_notify() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_notifies_all_succeed_while_the_outbox_is_worked() {
+    each_backend(|app| async move {
+        let names: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let readers = users(&app, &refs).await;
+        // Each call writes inbox rows and email deliveries the worker sends meanwhile; on
+        // SQLite every write transaction must wait for the lock, never fail on it.
+        let calls = (0..24).map(|i| {
+            let service = app.service();
+            let to = names[i % names.len()].clone();
+            async move {
+                service
+                    .mutate(
+                        "notifications.notify",
+                        json!({"key": "slaBreach", "recipients": {"userIds": [to]},
+                               "data": {"ticketNumber": i}}),
+                    )
+                    .await
+            }
+        });
+        for reply in futures::future::join_all(calls).await {
+            assert_eq!(reply.status, 200, "{reply:?}");
+            assert_eq!(reply.data()["usersNotified"]["count"], 1, "{reply:?}");
+        }
+        let mut total = 0;
+        for reader in &readers {
+            total += inbox_titles(reader).await.len();
+        }
+        assert_eq!(total, 24);
+        app.stop().await;
+    })
+    .await;
+}

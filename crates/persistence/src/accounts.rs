@@ -1,7 +1,6 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
 };
 use tidings_domain::{Error, ExternalId, Role};
 
@@ -364,7 +363,7 @@ impl Db {
         if let Some(org) = only {
             delete = delete.filter(users::Column::OrganizationId.eq(org.as_str()));
         }
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         let done = delete.exec(&txn).await.map_err(classify)?;
         if done.rows_affected > 0 {
             // Sessions, preferences, memberships and push subscriptions go by cascade; the
@@ -392,7 +391,7 @@ impl Db {
         new_in: &ExternalId,
         only: Option<&ExternalId>,
     ) -> Result<u64, Error> {
-        use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+        use sea_orm::{ConnectionTrait, Value};
         // One statement per shape: its `DO UPDATE SET` lists only the fields those rows give,
         // so fields a row leaves out keep their stored values.
         let mut shapes: Vec<([bool; 4], Vec<&UserUpsert>)> = Vec::new();
@@ -403,7 +402,7 @@ impl Db {
             }
         }
         let now = Utc::now();
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         let mut written = 0;
         for (shape, group) in &shapes {
             let [org, email, name, role] = *shape;

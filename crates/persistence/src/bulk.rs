@@ -3,7 +3,7 @@
 //! loaded here read back like rows written by the procedures).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, Value};
 use tidings_domain::{Error, ExternalId, NotificationId, Role};
 use uuid::Uuid;
 
@@ -87,7 +87,7 @@ impl Db {
         rows: &[T],
         bind: impl Fn(&T, &mut Vec<Value>),
     ) -> Result<u64, Error> {
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         if self.backend() == Backend::Sqlite {
             // For this connection (a loader's connections end with it): a page cache large
             // enough for the indexes being filled (2 MiB by default), and statement journals in
@@ -225,7 +225,7 @@ impl Db {
         let id = Uuid::now_v7();
         let now = Utc::now();
         let (a, b) = group_hash_constants(group);
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         txn.execute_raw(self.stmt(
             "INSERT INTO user_groups (id, organization_id, name, created_at) VALUES (?, ?, ?, ?)",
             [

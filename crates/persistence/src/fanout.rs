@@ -5,7 +5,7 @@
 //! memory and there is no round trip per recipient, so a million users cost a few statements.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use tidings_domain::{Channel, Error, ErrorCode, ExternalId, NotificationId, TypeChannels};
 use uuid::Uuid;
 
@@ -306,7 +306,7 @@ impl Db {
 
     /// Fans `f` out in one transaction: every recipient's rows are written, or none.
     pub async fn fan_out(&self, f: &Fanout) -> Result<FanoutOutcome, Error> {
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         match self.fan_out_in(&txn, f).await {
             Ok(FanoutOutcome::Sent {
                 users_notified,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryResult, TransactionTrait, TryInsertResult, Value,
+    QueryResult, TryInsertResult, Value,
 };
 use tidings_domain::{Error, ErrorCode, ExternalId};
 use uuid::Uuid;
@@ -50,7 +50,7 @@ impl Db {
     ) -> Result<GroupRecord, Error> {
         let id = Uuid::now_v7();
         let now = Utc::now();
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         let model = user_groups::ActiveModel {
             id: Set(id),
             organization_id: Set(organization_id.as_str().to_owned()),
@@ -112,7 +112,7 @@ impl Db {
         group_id: Uuid,
         users: &[ExternalId],
     ) -> Result<u64, Error> {
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         let added = self.insert_members(&txn, group_id, users).await?;
         txn.commit().await.map_err(classify)?;
         Ok(added)
@@ -125,7 +125,7 @@ impl Db {
         group_id: Uuid,
         users: &[ExternalId],
     ) -> Result<u64, Error> {
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         let mut removed = 0;
         for chunk in users.chunks(MEMBERS_PER_STATEMENT) {
             removed += group_members::Entity::delete_many()

@@ -1,8 +1,6 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use tidings_domain::{
     ChannelSetting, Error, ExternalId, NotificationId, NotificationStatus, TypeChannels,
 };
@@ -190,7 +188,7 @@ impl Db {
                 created_at: now,
             })
             .collect();
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         for chunk in models.chunks(200) {
             let active: Vec<notifications::ActiveModel> = chunk
                 .iter()

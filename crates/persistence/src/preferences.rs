@@ -1,6 +1,6 @@
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tidings_domain::{Channel, Error, ExternalId};
 
 use crate::db::{Db, classify};
@@ -54,7 +54,7 @@ impl Db {
             enabled: Set(c.enabled),
             updated_at: Set(now),
         });
-        let txn = self.conn.begin().await.map_err(classify)?;
+        let txn = self.begin_write().await?;
         preferences::Entity::insert_many(models)
             .on_conflict(
                 OnConflict::columns([
