@@ -19,8 +19,9 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Backend, Result, TempDir, Which, free_port, http_post_json, millis, quantile, release_binary,
-    run_captured, scratch_database, start_server, thousands, workspace_root,
+    Backend, BenchReport, Result, TempDir, Which, free_port, http_post_json, millis, quantile,
+    release_binary, run_backends, run_captured, scratch_database, start_server, thousands,
+    workspace_root,
 };
 
 #[derive(Debug, Args)]
@@ -131,7 +132,11 @@ struct Report {
     duplicates: usize,
 }
 
-impl Report {
+impl BenchReport for Report {
+    fn all_goals_met(&self) -> bool {
+        self.rate >= THROUGHPUT_GOAL && self.duplicates == 0
+    }
+
     fn print(&self) {
         println!(
             "{:<10} {:>7} emails in {:>8} = {:>7} emails/s (goal >= {}) {}; notify -> arrival p50 {} p99 {}; duplicates {}",
@@ -163,34 +168,9 @@ pub fn run(args: DeliveryArgs) -> Result<bool> {
         return Err("python3 with aiosmtpd is needed: pip install aiosmtpd".into());
     }
     let binary = release_binary(args.no_build)?;
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for &backend in args.backend.backends() {
-        eprintln!("\n== {} ==", backend.title());
-        match bench_backend(backend, &args, &binary) {
-            Ok(Some(report)) => {
-                report.print();
-                reports.push(report);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{}: FAILED: {e}", backend.title());
-                failed = true;
-            }
-        }
-    }
-    let met = reports
-        .iter()
-        .all(|r| r.rate >= THROUGHPUT_GOAL && r.duplicates == 0);
-    println!();
-    if failed {
-        println!("Result: a backend FAILED (see above)");
-    } else if met {
-        println!("Result: delivery met its goals");
-    } else {
-        println!("Result: some goals were MISSED");
-    }
-    Ok(!failed && !reports.is_empty() && (met || !args.check))
+    run_backends(args.backend, args.check, "delivery", |backend| {
+        bench_backend(backend, &args, &binary)
+    })
 }
 
 fn now_seconds() -> f64 {

@@ -30,8 +30,9 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Backend, Result, RssSampler, Server, TempDir, Which, http_post_json, megabytes, release_binary,
-    rss_bytes, run_captured, run_demo, scratch_database, start_server, tail, thousands,
+    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, http_post_json, megabytes,
+    release_binary, rss_bytes, run_backends, run_captured, run_demo, scratch_database,
+    start_server, tail, thousands,
 };
 
 /// Users per second each engine must reach: 100,000 users in 1 s on SQLite…
@@ -169,7 +170,9 @@ impl Report {
         }
         (!missed.is_empty()).then(|| missed.join(", "))
     }
+}
 
+impl BenchReport for Report {
     fn all_goals_met(&self) -> bool {
         self.cases.iter().all(|c| self.misses(c).is_none())
     }
@@ -227,40 +230,9 @@ impl Report {
 /// Runs the benchmark; `Ok(false)` when a backend failed (or, with `--check`, missed a goal).
 pub fn run(args: FanoutArgs) -> Result<bool> {
     let binary = release_binary(args.no_build)?;
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for &backend in args.backend.backends() {
-        eprintln!("\n== {} ==", backend.title());
-        match bench_backend(backend, &args, &binary) {
-            Ok(Some(report)) => {
-                report.print();
-                reports.push(report);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{}: FAILED: {e}", backend.title());
-                failed = true;
-            }
-        }
-    }
-    if reports.len() > 1 {
-        println!("\nSummary");
-        for report in &reports {
-            report.print();
-        }
-    }
-    let goals_met = reports.iter().all(Report::all_goals_met);
-    println!();
-    if failed {
-        println!("Result: a backend FAILED (see above)");
-    } else if reports.is_empty() {
-        println!("Result: nothing was measured");
-    } else if goals_met {
-        println!("Result: every fan-out met its goals");
-    } else {
-        println!("Result: some goals were MISSED (see the tables)");
-    }
-    Ok(!failed && !reports.is_empty() && (goals_met || !args.check))
+    run_backends(args.backend, args.check, "every fan-out", |backend| {
+        bench_backend(backend, &args, &binary)
+    })
 }
 
 /// Loads, serves and measures one backend; `None` when it was skipped.

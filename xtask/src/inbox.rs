@@ -21,8 +21,8 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::util::{
-    Backend, Result, Server, TempDir, Which, http_get, millis, release_binary, run_demo,
-    scratch_database, start_server, tail, thousands, url_encode,
+    Backend, BenchReport, Result, Server, TempDir, Which, http_get, millis, release_binary,
+    run_backends, run_demo, scratch_database, start_server, tail, thousands, url_encode,
 };
 use crate::wrk::{self, Load, Measurement};
 
@@ -137,7 +137,9 @@ impl Report {
         }
         (!missed.is_empty()).then(|| missed.join(", "))
     }
+}
 
+impl BenchReport for Report {
     fn all_goals_met(&self) -> bool {
         self.rows
             .iter()
@@ -222,40 +224,9 @@ pub fn run(args: InboxArgs) -> Result<bool> {
         threads: args.threads,
         duration: Duration::from_secs(args.duration),
     };
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for &backend in args.backend.backends() {
-        eprintln!("\n== {} ==", backend.title());
-        match bench_backend(backend, &args, &binary, load) {
-            Ok(Some(report)) => {
-                report.print();
-                reports.push(report);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{}: FAILED: {e}", backend.title());
-                failed = true;
-            }
-        }
-    }
-    if reports.len() > 1 {
-        println!("\nSummary");
-        for report in &reports {
-            report.print();
-        }
-    }
-    let goals_met = reports.iter().all(Report::all_goals_met);
-    println!();
-    if failed {
-        println!("Result: a backend FAILED (see above)");
-    } else if reports.is_empty() {
-        println!("Result: nothing was measured");
-    } else if goals_met {
-        println!("Result: every inbox read met its goals");
-    } else {
-        println!("Result: some goals were MISSED (see the tables)");
-    }
-    Ok(!failed && !reports.is_empty() && (goals_met || !args.check))
+    run_backends(args.backend, args.check, "every inbox read", |backend| {
+        bench_backend(backend, &args, &binary, load)
+    })
 }
 
 /// Loads, serves and measures one backend; `None` when it was skipped.

@@ -35,9 +35,9 @@ use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
 use crate::util::{
-    Backend, Result, Server, TempDir, Which, http_post_json, megabytes, millis, quantile,
-    release_binary, rss_bytes, run_captured, run_demo, scratch_database, start_server, tail,
-    thousands,
+    Backend, BenchReport, Result, Server, TempDir, Which, http_post_json, megabytes, millis,
+    quantile, release_binary, rss_bytes, run_backends, run_captured, run_demo, scratch_database,
+    start_server, tail, thousands,
 };
 
 /// Each idle subscriber may cost the server at most this much memory…
@@ -114,7 +114,9 @@ impl Report {
     fn latency_met(&self) -> bool {
         self.received == self.subscribers && self.p(0.99) < GOAL_P99
     }
+}
 
+impl BenchReport for Report {
     fn all_goals_met(&self) -> bool {
         self.memory_met() && self.latency_met()
     }
@@ -199,40 +201,9 @@ pub fn run(args: RealtimeArgs) -> Result<bool> {
         ));
     }
     let binary = release_binary(args.no_build)?;
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for &backend in args.backend.backends() {
-        eprintln!("\n== {} ==", backend.title());
-        match bench_backend(backend, &args, &binary) {
-            Ok(Some(report)) => {
-                report.print();
-                reports.push(report);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{}: FAILED: {e}", backend.title());
-                failed = true;
-            }
-        }
-    }
-    if reports.len() > 1 {
-        println!("\nSummary");
-        for report in &reports {
-            report.print();
-        }
-    }
-    let goals_met = reports.iter().all(Report::all_goals_met);
-    println!();
-    if failed {
-        println!("Result: a backend FAILED (see above)");
-    } else if reports.is_empty() {
-        println!("Result: nothing was measured");
-    } else if goals_met {
-        println!("Result: every goal was met");
-    } else {
-        println!("Result: some goals were MISSED (see the tables)");
-    }
-    Ok(!failed && !reports.is_empty() && (goals_met || !args.check))
+    run_backends(args.backend, args.check, "every goal", |backend| {
+        bench_backend(backend, &args, &binary)
+    })
 }
 
 /// What the streams share with the task driving them.

@@ -601,6 +601,57 @@ pub fn millis(value: Duration) -> String {
     }
 }
 
+/// A benchmark's figures for one backend.
+pub trait BenchReport {
+    fn print(&self);
+    fn all_goals_met(&self) -> bool;
+}
+
+/// Measures each backend of `which` with `bench` (`None`: skipped), prints every report and a
+/// summary; `Ok(false)` when a backend failed, nothing was measured, or (with `check`) a goal
+/// was missed. `met` says what met its goals ("every inbox read", …).
+pub fn run_backends<R: BenchReport>(
+    which: Which,
+    check: bool,
+    met: &str,
+    mut bench: impl FnMut(Backend) -> Result<Option<R>>,
+) -> Result<bool> {
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for &backend in which.backends() {
+        eprintln!("\n== {} ==", backend.title());
+        match bench(backend) {
+            Ok(Some(report)) => {
+                report.print();
+                reports.push(report);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}: FAILED: {e}", backend.title());
+                failed = true;
+            }
+        }
+    }
+    if reports.len() > 1 {
+        println!("\nSummary");
+        for report in &reports {
+            report.print();
+        }
+    }
+    let goals_met = reports.iter().all(R::all_goals_met);
+    println!();
+    if failed {
+        println!("Result: a backend FAILED (see above)");
+    } else if reports.is_empty() {
+        println!("Result: nothing was measured");
+    } else if goals_met {
+        println!("Result: {met} met its goals");
+    } else {
+        println!("Result: some goals were MISSED (see the tables)");
+    }
+    Ok(!failed && !reports.is_empty() && (goals_met || !check))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
