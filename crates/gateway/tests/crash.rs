@@ -1,10 +1,13 @@
 //! A fan-out is one transaction: a server killed in the middle of one leaves every recipient
 //! notified or none. Runs on PostgreSQL (TIDINGS_TEST_DATABASE_URL) with a large fan-out.
 
+mod harness;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use harness::{count, free_port, wait_ready, with_database};
+use sea_orm::{ConnectionTrait, Database};
 
 /// Recipients of the fan-out that is killed: big enough that the kill lands mid-way;
 /// `TIDINGS_CRASH_USERS` sets another size (1000000 for the full-size check).
@@ -13,29 +16,6 @@ fn users() -> i64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000)
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| i + scheme_end);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out = format!("{out}?{q}");
-    }
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn(url: &str, port: u16) -> Child {
@@ -47,34 +27,6 @@ fn spawn(url: &str, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start tidings")
-}
-
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    while Instant::now() < deadline {
-        let reply = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await;
-        if reply.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tidings did not become ready");
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 #[tokio::test]

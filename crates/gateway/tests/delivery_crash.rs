@@ -6,29 +6,17 @@
 #[path = "../../../tests/src/smtp.rs"]
 mod smtp;
 
+mod harness;
+
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use harness::{count, wait_ready, with_database};
+use sea_orm::{ConnectionTrait, Database};
 use smtp::{SinkOptions, SmtpSink, free_port};
 
 const USERS: usize = 300;
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| i + scheme_end);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out = format!("{out}?{q}");
-    }
-    out
-}
 
 /// A fresh database per backend: `(url, cleanup)`.
 async fn databases() -> Vec<(String, Box<dyn FnOnce() -> Cleanup>)> {
@@ -90,34 +78,6 @@ fn spawn(url: &str, port: u16, smtp: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start tidings")
-}
-
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    while Instant::now() < deadline {
-        let reply = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await;
-        if reply.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tidings did not become ready");
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 /// A service key through the CLI (which also builds the schema), then users and one notify

@@ -4,35 +4,14 @@
 //! line it logged is searched for each secret it was given or gave out. Runs on SQLite, and on
 //! PostgreSQL too when TIDINGS_TEST_DATABASE_URL is set.
 
+mod harness;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use harness::{free_port, wait_ready, with_database};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| i + scheme_end);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out = format!("{out}?{q}");
-    }
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Runs a CLI command at trace level: its standard output, and its log lines appended to `log`.
 fn cli(url: &str, log_format: &str, args: &[&str], log: &mut String) -> String {
@@ -59,22 +38,6 @@ fn serve(url: &str, port: u16, log_format: &str, log: &Path) -> Child {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("start tidings")
-}
-
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    while Instant::now() < deadline {
-        let reply = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await;
-        if reply.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tidings did not become ready");
 }
 
 /// A client of the running server.

@@ -3,19 +3,14 @@
 //! within `TIDINGS_SHUTDOWN_GRACE_SECONDS` — also when a request never finishes. And what it
 //! logs meanwhile: one JSON line per call with the request id, never a password.
 
+mod harness;
+
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server {
     child: Child,
