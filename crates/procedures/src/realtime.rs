@@ -109,11 +109,16 @@ struct Subscriber {
 impl Subscriber {
     /// Wakes the subscription to read for itself.
     fn wake_to_read(&self) {
-        if let Some(mailbox) = &self.mailbox {
-            lock(mailbox).read = true;
-        }
-        self.wake.notify_one();
+        wake_to_read(self.mailbox.as_deref(), &self.wake);
     }
+}
+
+/// Marks the mailbox (if any) as needing a read of its own, and wakes its subscription.
+fn wake_to_read(mailbox: Option<&Mutex<Mailbox>>, wake: &Notify) {
+    if let Some(mailbox) = mailbox {
+        lock(mailbox).read = true;
+    }
+    wake.notify_one();
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -172,10 +177,7 @@ impl Subscription {
 
     /// Comes back at once to read more.
     fn read_again(&self) {
-        if let Some(mailbox) = &self.mailbox {
-            lock(mailbox).read = true;
-        }
-        self.wake.notify_one();
+        wake_to_read(self.mailbox.as_deref(), &self.wake);
     }
 }
 
