@@ -16,7 +16,7 @@ use futures::StreamExt;
 use rand::Rng;
 use tidings_domain::Error;
 use tidings_persistence::{ClaimedDelivery, Db};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -118,6 +118,12 @@ impl DeliveryWorker {
     }
 }
 
+/// A row sent and waiting to be recorded, holding its place among the sends at once.
+struct Sent {
+    id: Uuid,
+    _place: OwnedSemaphorePermit,
+}
+
 struct Worker {
     db: Db,
     outbox: Arc<Notify>,
@@ -165,13 +171,36 @@ impl Worker {
         }
     }
 
+    /// Sends a claimed batch, `concurrency` rows at once. Sent rows are recorded together, by
+    /// one update per group that finished while the previous update ran, instead of one
+    /// transaction per email. A row keeps its place among the `concurrency` from its send until
+    /// its outcome is recorded, so a crash can repeat at most `concurrency` sends.
     async fn process(&self, lease: Uuid, batch: Vec<ClaimedDelivery>) {
-        let unsent: Vec<Uuid> = futures::stream::iter(batch)
-            .map(|d| self.deliver(lease, d))
-            .buffer_unordered(self.config.concurrency.max(1))
-            .filter_map(|left| async move { left })
-            .collect()
-            .await;
+        let width = self.config.concurrency.max(1);
+        let places = Arc::new(Semaphore::new(width));
+        let (sent, mut to_record) = mpsc::unbounded_channel::<Sent>();
+        let sending = async move {
+            let unsent: Vec<Uuid> = futures::stream::iter(batch)
+                .map(|d| self.deliver(lease, d, &places, &sent))
+                .buffer_unordered(width)
+                .filter_map(|left| async move { left })
+                .collect()
+                .await;
+            // Dropping `sent` here ends the recording once it has caught up.
+            unsent
+        };
+        let recording = async {
+            let mut done: Vec<Sent> = Vec::new();
+            while to_record.recv_many(&mut done, 1024).await > 0 {
+                let ids: Vec<Uuid> = done.iter().map(|s| s.id).collect();
+                if let Err(e) = self.db.deliveries_sent(lease, &ids).await {
+                    tracing::warn!(error = %e, rows = ids.len(), "recording sent deliveries failed; they are sent again when the lease ends");
+                }
+                // Frees their places.
+                done.clear();
+            }
+        };
+        let (unsent, ()) = tokio::join!(sending, recording);
         if !unsent.is_empty()
             && let Err(e) = self.db.release_deliveries(lease, &unsent).await
         {
@@ -179,9 +208,21 @@ impl Worker {
         }
     }
 
-    /// Sends one row and records the outcome; returns its id when the worker is stopping and
-    /// it was not sent.
-    async fn deliver(&self, lease: Uuid, d: ClaimedDelivery) -> Option<Uuid> {
+    /// Sends one row; a sent row goes to the recorder, any other outcome is recorded here.
+    /// Returns the row's id when the worker is stopping and it was not sent.
+    async fn deliver(
+        &self,
+        lease: Uuid,
+        d: ClaimedDelivery,
+        places: &Arc<Semaphore>,
+        sent: &mpsc::UnboundedSender<Sent>,
+    ) -> Option<Uuid> {
+        if *self.stopped.borrow() {
+            return Some(d.id);
+        }
+        let Ok(place) = places.clone().acquire_owned().await else {
+            return Some(d.id);
+        };
         if *self.stopped.borrow() {
             return Some(d.id);
         }
@@ -191,7 +232,14 @@ impl Worker {
             other => Err(SendError::Permanent(format!("unknown channel {other:?}"))),
         };
         let recorded = match outcome {
-            Ok(()) => self.db.deliveries_sent(lease, &[d.id]).await,
+            Ok(()) => {
+                // The recorder outlives every send of the batch.
+                let _ = sent.send(Sent {
+                    id: d.id,
+                    _place: place,
+                });
+                return None;
+            }
             Err(SendError::Gone(error)) => {
                 if let Err(e) = self.db.forget_push_endpoint(&d.target).await {
                     tracing::warn!(error = %e, "forgetting a push subscription failed");
