@@ -7,21 +7,21 @@
 //!    aiosmtpd, which stamps each message's arrival) receives them all. Throughput is emails
 //!    over the time from the first arrival to the last.
 //! 3. With the queue empty, single notifies to one user, paced apart, each carry a number in
-//!    their data; the arrival time of the email with that number minus the time the call was
-//!    sent is its latency.
+//!    their data, which the type's title (the email's subject, `Bench #<n>`) shows; the arrival
+//!    time of the email with that number minus the time the call was sent is its latency.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use serde_json::{Value, json};
 
+use crate::smtp::Sink;
 use crate::util::{
-    Backend, BenchReport, Result, TempDir, Which, free_port, http_post_json, millis, quantile,
-    release_binary, run_backends, run_captured, scratch_database, start_server, thousands,
-    workspace_root,
+    Backend, BenchReport, Result, TempDir, Which, http_post_json, millis, quantile, release_binary,
+    run_backends, run_captured, scratch_database, start_server, thousands,
 };
 
 #[derive(Debug, Args)]
@@ -57,70 +57,6 @@ pub struct DeliveryArgs {
 }
 
 const THROUGHPUT_GOAL: f64 = 500.0;
-
-/// The SMTP server, stopped when dropped.
-struct Sink {
-    child: Child,
-    port: u16,
-    out: std::path::PathBuf,
-}
-
-impl Sink {
-    fn start(dir: &TempDir) -> Result<Self> {
-        let port = free_port()?;
-        let out = dir.join("mail.jsonl");
-        let script = workspace_root().join("tests/support/smtp_sink.py");
-        let child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", &port.to_string(), "--no-fsync", "--out"])
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start python3 {}: {e}", script.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("the SMTP server did not start (pip install aiosmtpd)".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Self { child, port, out })
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Waits for `n` messages in all, reading the file every 50 ms.
-    fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.messages();
-            if got.len() >= n {
-                return Ok(got);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "only {} of {n} emails arrived within {timeout:?}",
-                    got.len()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Report {
     backend: Backend,
@@ -158,15 +94,7 @@ impl BenchReport for Report {
 }
 
 pub fn run(args: DeliveryArgs) -> Result<bool> {
-    if Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        return Err("python3 with aiosmtpd is needed: pip install aiosmtpd".into());
-    }
+    crate::smtp::check_available()?;
     let binary = release_binary(args.no_build)?;
     run_backends(args.backend, args.check, "delivery", |backend| {
         bench_backend(backend, &args, &binary)
@@ -193,7 +121,7 @@ fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result
     )?
     .trim()
     .to_owned();
-    let sink = Sink::start(&dir)?;
+    let sink = Sink::start(&dir, &[])?;
     let smtp = format!("smtp://127.0.0.1:{}", sink.port);
     let env = |worker: bool| {
         vec![
@@ -229,12 +157,18 @@ fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result
             .map(|i| json!({"id": format!("b{i:05}"), "email": format!("b{i:05}@example.com")}))
             .collect();
         call(&server, "users.upsertMany", json!({ "users": users }))?;
+        call(
+            &server,
+            "notificationTypes.upsert",
+            json!({"key": "bench", "titleTemplate": "Bench #{{ n }}",
+                   "messageTemplate": "Delivery benchmark message {{ n }}.",
+                   "channels": {"email": true, "inApp": true}}),
+        )?;
         let ids: Vec<String> = (0..n).map(|i| format!("b{i:05}")).collect();
         call(
             &server,
             "notifications.notify",
-            json!({"key": "ticketAssigned", "recipients": {"userIds": ids},
-                   "data": {"ticketNumber": "0", "ticketTitle": "Bench"}}),
+            json!({"key": "bench", "recipients": {"userIds": ids}, "data": {"n": "0"}}),
         )?;
     }
 
@@ -268,8 +202,8 @@ fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result
         call(
             &server,
             "notifications.notify",
-            json!({"key": "ticketAssigned", "recipients": {"userIds": ["b00000"]},
-                   "data": {"ticketNumber": ticket, "ticketTitle": "Latency"}}),
+            json!({"key": "bench", "recipients": {"userIds": ["b00000"]},
+                   "data": {"n": ticket}}),
         )?;
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -277,9 +211,8 @@ fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result
     let mut latencies: Vec<Duration> = got[all.len()..]
         .iter()
         .filter_map(|m| {
-            let text = m["text"].as_str()?;
-            let ticket = text.split('#').nth(1)?.split(':').next()?.trim().to_owned();
-            let sent = sent_at.get(&ticket)?;
+            let ticket = m["subject"].as_str()?.strip_prefix("Bench #")?;
+            let sent = sent_at.get(ticket)?;
             Some(Duration::from_secs_f64((m["at"].as_f64()? - sent).max(0.0)))
         })
         .collect();

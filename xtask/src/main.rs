@@ -7,6 +7,8 @@
 //! - `cargo xtask bench realtime` measures many idle live subscriptions and one broadcast to
 //!   them (see [`realtime`]);
 //! - `cargo xtask e2e` drives the web inbox in headless Chromium (see [`e2e`]).
+//! - `cargo xtask soak` runs a bounded mixed load and audits that nothing was lost or
+//!   duplicated and that memory came back (see [`soak`]).
 //! - `cargo xtask bench delivery` measures email throughput and notify-to-inbox latency against
 //!   a local SMTP server (see [`delivery`]).
 
@@ -15,6 +17,9 @@ mod e2e;
 mod fanout;
 mod inbox;
 mod realtime;
+mod smtp;
+mod soak;
+mod sse;
 mod util;
 mod wrk;
 
@@ -40,6 +45,9 @@ enum Command {
     /// through sign-in, live badge and panel, banner, preferences and admin; screenshots in
     /// target/e2e/.
     E2e(e2e::E2eArgs),
+    /// A bounded mixed load (notify, inbox reads and marks, live streams, email to a local SMTP
+    /// server), then an audit: nothing lost or duplicated, memory back to its baseline.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +118,7 @@ fn main() -> ExitCode {
             bench: Some(Bench::Realtime(args)),
         } => realtime::run(args),
         Command::E2e(args) => e2e::run(args),
+        Command::Soak(args) => soak::run(args),
         Command::Bench {
             bench: Some(Bench::Delivery(args)),
         } => delivery::run(args),

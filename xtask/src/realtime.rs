@@ -25,14 +25,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper::body::Bytes;
-use hyper::header::{ACCEPT, COOKIE, HOST};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
+
+use crate::sse;
 
 use crate::util::{
     Backend, BenchReport, Result, Server, TempDir, Which, http_post_json, megabytes, millis,
@@ -230,15 +226,6 @@ impl Shared {
     }
 }
 
-/// The kind of one server-sent event: its `event:` field, or `message` for data.
-fn event_kind(frame: &str) -> &str {
-    frame
-        .lines()
-        .find_map(|l| l.strip_prefix("event:"))
-        .map(str::trim)
-        .unwrap_or("message")
-}
-
 /// Opens one stream and reads it until the runtime ends: counts `connected` (then frees its
 /// place among the streams being opened), timestamps the first data event, fails on errors.
 async fn subscribe(
@@ -255,73 +242,36 @@ async fn subscribe(
             .await
             .map_err(|e| format!("stream {index}: {e}"))?,
     );
-    let io = |e: std::io::Error| format!("stream {index}: {e}");
-    let socket = TcpSocket::new_v4().map_err(io)?;
-    if let Some(ip) = source {
-        socket.bind(SocketAddr::new(ip, 0)).map_err(io)?;
-    }
-    let stream = socket.connect(server).await.map_err(io)?;
-    stream.set_nodelay(true).map_err(io)?;
-    let http = |e: hyper::Error| format!("stream {index}: {e}");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http)?;
-    let exchange = async {
-        let request = Request::get(PATH)
-            .header(HOST, server.to_string())
-            .header(COOKIE, cookie)
-            .header(ACCEPT, "text/event-stream")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("stream {index}: {e}"))?;
-        let response = sender.send_request(request).await.map_err(http)?;
-        if response.status() != 200 {
-            return Err(format!("stream {index}: status {}", response.status()));
-        }
-        let mut body = response.into_body();
-        let mut pending = String::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(http)?;
-            let Some(data) = frame.data_ref() else {
-                continue;
-            };
-            let arrived = Instant::now();
-            pending.push_str(&String::from_utf8_lossy(data));
-            // Frames end with a blank line; tRPC adds one more newline, left at the start of
-            // the next frame and trimmed there.
-            while let Some(end) = pending.find("\n\n") {
-                let frame: String = pending.drain(..end + 2).collect();
-                let frame = frame.trim_start_matches('\n');
-                match event_kind(frame) {
-                    "connected" => {
-                        shared.connected.fetch_add(1, Ordering::Relaxed);
-                        permit = None;
-                    }
-                    "message" => {
-                        if shared.arrivals[index].set(arrived).is_ok() {
-                            shared.received.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    "ping" => {}
-                    other => {
-                        return Err(format!(
-                            "stream {index}: unexpected event {other}: {}",
-                            frame.trim()
-                        ));
+    let label = format!("stream {index}");
+    sse::read(
+        &label,
+        server,
+        source,
+        PATH,
+        &cookie,
+        |kind, frame, arrived| {
+            match kind {
+                "connected" => {
+                    shared.connected.fetch_add(1, Ordering::Relaxed);
+                    permit = None;
+                }
+                "message" => {
+                    if shared.arrivals[index].set(arrived).is_ok() {
+                        shared.received.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                "ping" => {}
+                other => {
+                    return Err(format!(
+                        "{label}: unexpected event {other}: {}",
+                        frame.trim()
+                    ));
+                }
             }
-            pending = pending.trim_start_matches('\n').to_owned();
-        }
-        drop(permit);
-        Err(format!("stream {index}: the server ended the stream"))
-    };
-    tokio::select! {
-        done = connection => Err(format!(
-            "stream {index}: the connection ended: {}",
-            done.err().map(|e| e.to_string()).unwrap_or_default()
-        )),
-        done = exchange => done,
-    }
+            Ok(sse::Next::Continue)
+        },
+    )
+    .await
 }
 
 /// Loads, serves and measures one backend; `None` when it was skipped.
@@ -577,17 +527,5 @@ async fn wait_for(
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_are_told_apart() {
-        assert_eq!(event_kind("event: connected\ndata: {}\n"), "connected");
-        assert_eq!(event_kind("data: {\"json\":{}}\nid: 1\n"), "message");
-        assert_eq!(event_kind("event: ping\ndata: \n"), "ping");
     }
 }
