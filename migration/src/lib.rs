@@ -9,6 +9,7 @@ mod m20261125_000001_create_schema;
 mod m20261125_000002_fanout;
 mod m20261125_000003_banners_records;
 mod m20261125_000004_delivery;
+mod m20261125_000005_inbox_seen;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_fanout::Migration),
             Box::new(m20261125_000003_banners_records::Migration),
             Box::new(m20261125_000004_delivery::Migration),
+            Box::new(m20261125_000005_inbox_seen::Migration),
         ]
     }
 }
