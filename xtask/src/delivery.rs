@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -20,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::smtp::Sink;
 use crate::util::{
-    Backend, BenchReport, Result, TempDir, Which, http_post_json, millis, quantile, release_binary,
-    run_backends, run_captured, scratch_database, start_server, thousands,
+    Backend, BenchReport, Result, TempDir, Which, create_key, http_post_json, millis, quantile,
+    release_binary, run_backends, scratch_database, start_server, thousands,
 };
 
 #[derive(Debug, Args)]
@@ -113,14 +112,7 @@ fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result
     let Some(db) = scratch_database(backend, &dir, &args.postgres_url)? else {
         return Ok(None);
     };
-    let key = run_captured(
-        Command::new(binary)
-            .args(["keys", "create", "--name", "bench"])
-            .env("TIDINGS_DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn"),
-    )?
-    .trim()
-    .to_owned();
+    let key = create_key(binary, &db.url, "bench")?;
     let sink = Sink::start(&dir, &[])?;
     let smtp = format!("smtp://127.0.0.1:{}", sink.port);
     let env = |worker: bool| {

@@ -23,16 +23,15 @@
 //! and no email or push delivery is queued.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, http_post_json, megabytes,
-    release_binary, rss_bytes, run_backends, run_captured, run_demo, scratch_database,
-    start_server, tail, thousands,
+    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, create_key, http_post_json,
+    megabytes, release_binary, rss_bytes, run_backends, run_demo, scratch_database, start_server,
+    tail, thousands,
 };
 
 /// Users per second each engine must reach: 100,000 users in 1 s on SQLite…
@@ -296,17 +295,7 @@ fn bench_backend(backend: Backend, args: &FanoutArgs, binary: &Path) -> Result<O
     }
     eprintln!("Loaded in {load_seconds:.1} s");
 
-    let key = run_captured(
-        Command::new(binary)
-            .args(["keys", "create", "--name", "bench"])
-            .env("TIDINGS_DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn"),
-    )?
-    .trim()
-    .to_owned();
-    if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(format!("tidings keys create printed {key:?}"));
-    }
+    let key = create_key(binary, database_url, "bench")?;
 
     // Serve.
     let mut server = start_server(binary, database_url, &dir, &[])?;

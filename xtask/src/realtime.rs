@@ -19,7 +19,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,8 +30,8 @@ use tokio::sync::Semaphore;
 use crate::sse;
 
 use crate::util::{
-    Backend, BenchReport, Result, Server, TempDir, Which, http_post_json, megabytes, millis,
-    quantile, release_binary, rss_bytes, run_backends, run_captured, run_demo, scratch_database,
+    Backend, BenchReport, Result, Server, TempDir, Which, create_key, http_post_json, megabytes,
+    millis, quantile, release_binary, rss_bytes, run_backends, run_demo, scratch_database,
     start_server, tail, thousands,
 };
 
@@ -313,14 +312,7 @@ fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result
             tokens.len()
         ));
     }
-    let key = run_captured(
-        Command::new(binary)
-            .args(["keys", "create", "--name", "bench"])
-            .env("TIDINGS_DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn"),
-    )?
-    .trim()
-    .to_owned();
+    let key = create_key(binary, database_url, "bench")?;
 
     // Serve, with room for every stream.
     let mut env = Vec::new();

@@ -31,7 +31,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,8 +48,8 @@ use tokio::net::TcpStream;
 use crate::smtp::Sink;
 use crate::sse;
 use crate::util::{
-    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, megabytes, release_binary,
-    rss_bytes, run_backends, run_captured, scratch_database, start_server, tail, thousands,
+    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, create_key, megabytes,
+    release_binary, rss_bytes, run_backends, scratch_database, start_server, tail, thousands,
     url_encode,
 };
 
@@ -443,14 +442,7 @@ fn soak_backend(backend: Backend, args: &SoakArgs, binary: &Path) -> Result<Opti
     let Some(db) = scratch_database(backend, &dir, &args.postgres_url)? else {
         return Ok(None);
     };
-    let key = run_captured(
-        Command::new(binary)
-            .args(["keys", "create", "--name", "soak"])
-            .env("TIDINGS_DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn"),
-    )?
-    .trim()
-    .to_owned();
+    let key = create_key(binary, &db.url, "soak")?;
     let sink = Sink::start(&dir, &["--reject", "reject-"])?;
     let env = [
         (

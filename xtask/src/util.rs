@@ -291,6 +291,22 @@ pub fn on_path(program: &str) -> bool {
     })
 }
 
+/// A new service key named `name` from `tidings keys create` on `database_url`.
+pub fn create_key(binary: &Path, database_url: &str, name: &str) -> Result<String> {
+    let key = run_captured(
+        Command::new(binary)
+            .args(["keys", "create", "--name", name])
+            .env("TIDINGS_DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn"),
+    )?
+    .trim()
+    .to_owned();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(format!("tidings keys create printed {key:?}"));
+    }
+    Ok(key)
+}
+
 /// Runs a command to completion; its standard output on success, a readable error otherwise.
 pub fn run_captured(command: &mut Command) -> Result<String> {
     let shown = format!("{command:?}");
