@@ -361,11 +361,6 @@ impl Hub {
             .keep_page(user, organization, key, page, epoch);
     }
 
-    /// A user's counts if this process has them cached.
-    pub(crate) fn cached_counts(&self, user: &ExternalId) -> Option<Counts> {
-        self.0.caches.counts(user)
-    }
-
     /// A user's counts, through the cache.
     pub(crate) async fn counts(
         &self,
@@ -786,7 +781,9 @@ pub(crate) async fn on_new(
                 return Some((Ok(event), Some(state)));
             }
             state.subscription.wake.notified().await;
-            if let Err(e) = state.read_new().await {
+            // Boxed: the read's future lives only while it runs, instead of widening the
+            // stream's state, which every idle subscription holds, by its size.
+            if let Err(e) = Box::pin(state.read_new()).await {
                 return Some((Err(e), None));
             }
         }
@@ -835,7 +832,8 @@ pub(crate) async fn on_counts(
                 return Some((Ok(event(counts)), Some(state)));
             }
             state.subscription.wake.notified().await;
-            match state.hub.counts(&state.user, &state.organization).await {
+            // Boxed, as in `on_new`: an idle subscription holds only what it waits on.
+            match Box::pin(state.hub.counts(&state.user, &state.organization)).await {
                 Ok(counts) => state.next = Some(counts),
                 Err(e) => return Some((Err(e), None)),
             }
