@@ -545,7 +545,9 @@ fn subscription_response(
     };
     // `connected` (the client's `onStarted`) goes out once the subscription is open, so an item
     // created after the client saw it is never missed; a refusal still comes after it.
-    let body = stream::once(events)
+    // Boxed, so the opening's future (access, input, the first reads) is freed once it is
+    // done rather than kept, at its full size, in every open stream.
+    let body = stream::once(Box::pin(events))
         .flat_map(|events| stream::iter([sse_frame(Some("connected"), "{}", None)]).chain(events))
         .map(Ok::<_, std::convert::Infallible>);
     let mut response = Response::new(Body::from_stream(body));
