@@ -405,3 +405,47 @@ async fn without_smtp_emails_go_to_the_log_and_count_as_sent() {
     })
     .await;
 }
+
+/// `?tls=required` never sends in clear to a server that does not offer STARTTLS (the test
+/// server does not): the delivery fails after its retries. `?tls=opportunistic` sends anyway.
+#[tokio::test]
+async fn starttls_required_refuses_a_server_without_it_and_opportunistic_sends_in_clear() {
+    let Some(sink) = SmtpSink::start(SinkOptions::default()).await else {
+        return;
+    };
+    for (mode, sent) in [("required", false), ("opportunistic", true)] {
+        let env = env(&format!("{}?tls={mode}", sink.url()));
+        each_backend_with(&pairs(&env), |app| {
+            let sink = &sink;
+            async move {
+                let before = sink.messages().len();
+                app.user("ann").await;
+                let reply = app
+                    .service()
+                    .mutate(
+                        "notifications.notify",
+                        notify_body(json!({"userIds": ["ann"]})),
+                    )
+                    .await;
+                assert_eq!(reply.status, 200, "{reply:?}");
+                let all = settled(&app).await;
+                let email = all.iter().find(|d| d["channel"] == "email").unwrap();
+                if sent {
+                    assert_eq!(email["state"], "sent", "{email:?}");
+                    let got = sink.wait_for(before + 1, WITHIN).await;
+                    assert_eq!(got[before].to, ["ann@example.com"]);
+                } else {
+                    assert_eq!(email["state"], "failed", "{email:?}");
+                    assert_eq!(email["attempts"], 3, "retried: {email:?}");
+                    assert!(
+                        email["lastError"].as_str().unwrap().contains("STARTTLS"),
+                        "{email:?}"
+                    );
+                    assert_eq!(sink.messages().len(), before, "nothing sent in clear");
+                }
+                app.stop().await;
+            }
+        })
+        .await;
+    }
+}
