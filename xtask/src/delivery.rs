@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 
 use crate::smtp::Sink;
 use crate::util::{
-    Backend, BenchReport, Result, TempDir, Which, create_key, http_post_json, millis, quantile,
-    release_binary, run_backends, scratch_database, start_server, thousands,
+    Backend, BenchReport, Result, ServerArgs, TempDir, Which, create_key, http_post_json, millis,
+    quantile, run_backends, scratch_database, start_server, thousands,
 };
 
 #[derive(Debug, Args)]
@@ -40,16 +40,8 @@ pub struct DeliveryArgs {
     /// TIDINGS_DELIVERY_BATCH for the server.
     #[arg(long, default_value_t = 200)]
     batch: u32,
-    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE.
-    #[arg(
-        long,
-        env = "TIDINGS_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
-    /// Use target/release/tidings as it is instead of building it first.
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Also fail (exit status 1) when a goal is missed, not only on errors.
     #[arg(long)]
     check: bool,
@@ -94,7 +86,7 @@ impl BenchReport for Report {
 
 pub fn run(args: DeliveryArgs) -> Result<bool> {
     crate::smtp::check_available()?;
-    let binary = release_binary(args.no_build)?;
+    let binary = args.server.binary()?;
     run_backends(args.backend, args.check, "delivery", |backend| {
         bench_backend(backend, &args, &binary)
     })
@@ -109,7 +101,7 @@ fn now_seconds() -> f64 {
 
 fn bench_backend(backend: Backend, args: &DeliveryArgs, binary: &Path) -> Result<Option<Report>> {
     let dir = TempDir::new("tidings-bench-delivery")?;
-    let Some(db) = scratch_database(backend, &dir, &args.postgres_url)? else {
+    let Some(db) = scratch_database(backend, &dir, &args.server.postgres_url)? else {
         return Ok(None);
     };
     let key = create_key(binary, &db.url, "bench")?;

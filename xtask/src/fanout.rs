@@ -29,8 +29,8 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, create_key, http_post_json,
-    megabytes, release_binary, rss_bytes, run_backends, run_demo, scratch_database, start_server,
+    Backend, BenchReport, Result, RssSampler, Server, ServerArgs, TempDir, Which, create_key,
+    http_post_json, megabytes, rss_bytes, run_backends, run_demo, scratch_database, start_server,
     tail, thousands,
 };
 
@@ -61,17 +61,8 @@ pub struct FanoutArgs {
     /// Users named in `excludedUserIds` in the group case (at most 10,000, the API's limit).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     excluded: u32,
-    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE;
-    /// the run creates a database of its own there and drops it afterwards.
-    #[arg(
-        long,
-        env = "TIDINGS_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
-    /// Use target/release/tidings as it is instead of building it first.
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Also fail (exit status 1) when a goal is missed, not only on errors.
     #[arg(long)]
     check: bool,
@@ -228,7 +219,7 @@ impl BenchReport for Report {
 
 /// Runs the benchmark; `Ok(false)` when a backend failed (or, with `--check`, missed a goal).
 pub fn run(args: FanoutArgs) -> Result<bool> {
-    let binary = release_binary(args.no_build)?;
+    let binary = args.server.binary()?;
     run_backends(args.backend, args.check, "every fan-out", |backend| {
         bench_backend(backend, &args, &binary)
     })
@@ -242,7 +233,7 @@ fn bench_backend(backend: Backend, args: &FanoutArgs, binary: &Path) -> Result<O
     };
     let goal = Duration::from_secs_f64(f64::from(users) / rate);
     let dir = TempDir::new("tidings-fanout")?;
-    let Some(database) = scratch_database(backend, &dir, &args.postgres_url)? else {
+    let Some(database) = scratch_database(backend, &dir, &args.server.postgres_url)? else {
         return Ok(None);
     };
     let database_url = &database.url;

@@ -21,7 +21,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::util::{
-    Backend, BenchReport, Result, Server, TempDir, Which, http_get, millis, release_binary,
+    Backend, BenchReport, Result, Server, ServerArgs, TempDir, Which, http_get, millis,
     run_backends, run_demo, scratch_database, start_server, tail, thousands, url_encode,
 };
 use crate::wrk::{self, Load, Measurement};
@@ -54,17 +54,8 @@ pub struct InboxArgs {
     /// Seconds of unrecorded load on each endpoint before the measurements (0: none).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE;
-    /// the run creates a database of its own there and drops it afterwards.
-    #[arg(
-        long,
-        env = "TIDINGS_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
-    /// Use target/release/tidings as it is instead of building it first.
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Also fail (exit status 1) when a goal is missed, not only on errors.
     #[arg(long)]
     check: bool,
@@ -216,7 +207,7 @@ pub fn run(args: InboxArgs) -> Result<bool> {
             args.connections, args.threads
         ));
     }
-    let binary = release_binary(args.no_build)?;
+    let binary = args.server.binary()?;
     wrk::ensure_installed()?;
 
     let load = Load {
@@ -237,7 +228,7 @@ fn bench_backend(
     load: Load,
 ) -> Result<Option<Report>> {
     let dir = TempDir::new("tidings-bench")?;
-    let Some(database) = scratch_database(backend, &dir, &args.postgres_url)? else {
+    let Some(database) = scratch_database(backend, &dir, &args.server.postgres_url)? else {
         return Ok(None);
     };
     let database_url = &database.url;

@@ -30,9 +30,9 @@ use tokio::sync::Semaphore;
 use crate::sse;
 
 use crate::util::{
-    Backend, BenchReport, Result, Server, TempDir, Which, create_key, http_post_json, megabytes,
-    millis, quantile, release_binary, rss_bytes, run_backends, run_demo, scratch_database,
-    start_server, tail, thousands,
+    Backend, BenchReport, Result, Server, ServerArgs, TempDir, Which, create_key, http_post_json,
+    megabytes, millis, quantile, rss_bytes, run_backends, run_demo, scratch_database, start_server,
+    tail, thousands,
 };
 
 /// Each idle subscriber may cost the server at most this much memory…
@@ -62,17 +62,8 @@ pub struct RealtimeArgs {
     /// listener's backlog.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     open_concurrency: u32,
-    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE;
-    /// the run creates a database of its own there and drops it afterwards.
-    #[arg(
-        long,
-        env = "TIDINGS_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
-    /// Use target/release/tidings as it is instead of building it first.
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Also fail (exit status 1) when a goal is missed, not only on errors.
     #[arg(long)]
     check: bool,
@@ -195,7 +186,7 @@ pub fn run(args: RealtimeArgs) -> Result<bool> {
             args.subscribers
         ));
     }
-    let binary = release_binary(args.no_build)?;
+    let binary = args.server.binary()?;
     run_backends(args.backend, args.check, "every goal", |backend| {
         bench_backend(backend, &args, &binary)
     })
@@ -277,7 +268,7 @@ async fn subscribe(
 fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result<Option<Report>> {
     let subscribers = args.subscribers as usize;
     let dir = TempDir::new("tidings-realtime")?;
-    let Some(database) = scratch_database(backend, &dir, &args.postgres_url)? else {
+    let Some(database) = scratch_database(backend, &dir, &args.server.postgres_url)? else {
         return Ok(None);
     };
     let database_url = &database.url;

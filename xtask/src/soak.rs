@@ -48,8 +48,8 @@ use tokio::net::TcpStream;
 use crate::smtp::Sink;
 use crate::sse;
 use crate::util::{
-    Backend, BenchReport, Result, RssSampler, Server, TempDir, Which, create_key, megabytes,
-    release_binary, rss_bytes, run_backends, scratch_database, start_server, tail, thousands,
+    Backend, BenchReport, Result, RssSampler, Server, ServerArgs, TempDir, Which, create_key,
+    megabytes, rss_bytes, run_backends, scratch_database, start_server, tail, thousands,
     url_encode,
 };
 
@@ -85,16 +85,8 @@ pub struct SoakArgs {
     /// Which database engines to soak.
     #[arg(long, value_enum, default_value_t = Which::Sqlite)]
     backend: Which,
-    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE.
-    #[arg(
-        long,
-        env = "TIDINGS_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
-    /// Use target/release/tidings as it is instead of building it first.
-    #[arg(long)]
-    no_build: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// How long the outbox may take to drain after a phase, and streams to connect.
@@ -118,7 +110,7 @@ pub fn run(args: SoakArgs) -> Result<bool> {
         ));
     }
     crate::smtp::check_available()?;
-    let binary = release_binary(args.no_build)?;
+    let binary = args.server.binary()?;
     run_backends(args.backend, true, "the soak", |backend| {
         soak_backend(backend, &args, &binary)
     })
@@ -439,7 +431,7 @@ impl BenchReport for Report {
 
 fn soak_backend(backend: Backend, args: &SoakArgs, binary: &Path) -> Result<Option<Report>> {
     let dir = TempDir::new("tidings-soak")?;
-    let Some(db) = scratch_database(backend, &dir, &args.postgres_url)? else {
+    let Some(db) = scratch_database(backend, &dir, &args.server.postgres_url)? else {
         return Ok(None);
     };
     let key = create_key(binary, &db.url, "soak")?;
@@ -483,6 +475,7 @@ async fn drive(
     let service = Auth::Key(key);
     eprintln!("Setting up {} users…", args.users);
     let users = setup(&mut admin, service, args.users as usize).await?;
+    let group_ids: Arc<[String]> = groups(&mut admin, service, &users).await?.into();
     let users = Arc::new(users);
     let ledger: Shared = Arc::new(Mutex::new(Ledger {
         inbox: vec![Vec::new(); users.len()],
@@ -557,6 +550,7 @@ async fn drive(
             addr,
             key.to_owned(),
             users.clone(),
+            group_ids.clone(),
             ledger.clone(),
             churned.clone(),
             args,
@@ -791,7 +785,7 @@ async fn setup(admin: &mut Conn, service: Auth<'_>, count: usize) -> Result<Vec<
     Ok(users)
 }
 
-/// The group ids, created on first use (setup is done by then).
+/// Creates the soak's groups (members by [`member`]); their ids, in order.
 async fn groups(admin: &mut Conn, service: Auth<'_>, users: &[User]) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for g in 0..GROUPS {
@@ -823,6 +817,7 @@ async fn run_load(
     addr: SocketAddr,
     key: String,
     users: Arc<Vec<User>>,
+    group_ids: Arc<[String]>,
     ledger: Shared,
     churned: Arc<AtomicUsize>,
     args: &SoakArgs,
@@ -860,7 +855,10 @@ async fn run_load(
         }));
     }
     let interval = Duration::from_secs_f64(1.0 / args.notify_rate);
-    let next = notifier(addr, &key, &users, &ledger, until, interval, first, seed).await;
+    let next = notifier(
+        addr, &key, &users, &group_ids, &ledger, until, interval, first, seed,
+    )
+    .await;
     for task in tasks {
         let _ = task.await;
     }
@@ -874,6 +872,7 @@ async fn notifier(
     addr: SocketAddr,
     key: &str,
     users: &[User],
+    group_ids: &[String],
     ledger: &Shared,
     until: Instant,
     interval: Duration,
@@ -882,18 +881,11 @@ async fn notifier(
 ) -> u64 {
     let mut conn = Conn::new(addr);
     let service = Auth::Key(key);
-    let group_ids = match groups_once(&mut conn, service, users, n).await {
-        Ok(ids) => ids,
-        Err(e) => {
-            with(ledger, |l| l.fail(format!("groups: {e}")));
-            return n;
-        }
-    };
     let mut rng = Rng::new(seed * 1_000 + 500);
     let mut next_at = Instant::now();
     while Instant::now() < until {
         n += 1;
-        let (recipients, selected) = choose_recipients(n, &mut rng, users, &group_ids);
+        let (recipients, selected) = choose_recipients(n, &mut rng, users, group_ids);
         let mut input = json!({
             "key": TYPE,
             "recipients": recipients,
@@ -960,32 +952,6 @@ async fn notifier(
         tokio::time::sleep_until(next_at.into()).await;
     }
     n
-}
-
-/// The groups, created by the first phase's notifier and found again by later ones.
-async fn groups_once(
-    conn: &mut Conn,
-    service: Auth<'_>,
-    users: &[User],
-    first: u64,
-) -> Result<Vec<String>> {
-    if first == 0 {
-        return groups(conn, service, users).await;
-    }
-    let listed = conn.ok(false, "groups.list", service, json!({})).await?;
-    let mut ids = Vec::new();
-    for g in 0..GROUPS {
-        let name = format!("soak-{g}");
-        let id = listed["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|group| group["name"] == name.as_str())
-            .and_then(|group| group["id"].as_str())
-            .ok_or_else(|| format!("groups.list has no {name}: {listed}"))?;
-        ids.push(id.to_owned());
-    }
-    Ok(ids)
 }
 
 /// The recipients of notify call `n` and the users they select.

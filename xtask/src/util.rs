@@ -91,6 +91,29 @@ impl Backend {
     }
 }
 
+/// What every benchmark and the soak take about the server they start.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// The PostgreSQL server, as a URL to a database to connect to for CREATE/DROP DATABASE;
+    /// a run creates a database of its own there and drops it afterwards.
+    #[arg(
+        long,
+        env = "TIDINGS_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+    /// Use target/release/tidings as it is instead of building it first.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+impl ServerArgs {
+    /// The release binary, built first unless `--no-build`.
+    pub fn binary(&self) -> Result<PathBuf> {
+        release_binary(self.no_build)
+    }
+}
+
 /// Builds the release binary (unless `no_build`) and returns its path.
 pub fn release_binary(no_build: bool) -> Result<PathBuf> {
     let root = workspace_root();

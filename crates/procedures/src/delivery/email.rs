@@ -209,12 +209,11 @@ impl Mailer {
         // from the first byte. Both keep connections open between messages.
         let timeout = Duration::from_secs(15);
         let keep = config.concurrency.max(1);
-        let lettre = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| Error::bad_request(format!("TIDINGS_SMTP_URL: {e}")))?;
         let transport = match Direct::from_url(url, timeout, keep)? {
             Some(direct) => Transport::Direct(Box::new(direct)),
             None => Transport::Lettre(
-                lettre
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| Error::bad_request(format!("TIDINGS_SMTP_URL: {e}")))?
                     .timeout(Some(timeout))
                     .pool_config(PoolConfig::new().max_size(keep as u32))
                     .build(),
