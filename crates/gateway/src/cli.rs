@@ -92,7 +92,10 @@ fn cli_ctx(db: Db) -> Ctx {
 async fn call(db: Db, name: &str, input: Value) -> Result<Value, Error> {
     let registry = Registry::new();
     let procedure = registry.get(name).expect("registered procedure");
-    procedure.call(cli_ctx(db), RawInput::Json(input)).await
+    procedure
+        .call(cli_ctx(db), RawInput::Json(input))
+        .await
+        .map(|output| output.to_value())
 }
 
 pub async fn create_user(db: &Db, args: CreateUser) -> Result<Value, Error> {

@@ -134,7 +134,15 @@ async fn run_subscription(
         };
         match event {
             Some(Ok(SubEvent::Data { id, data })) => {
-                let message = json!({ "id": id, "data": data });
+                #[derive(serde::Serialize)]
+                struct Message<'a> {
+                    id: &'a Option<String>,
+                    data: &'a tidings_procedures::Output,
+                }
+                let message = Message {
+                    id: &id,
+                    data: &data,
+                };
                 let Ok(raw) = serde_json::value::to_raw_value(&message) else {
                     return SubscriptionCloseResponse::None;
                 };

@@ -17,7 +17,7 @@ use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tidings_procedures::{
-    App, Ctx, Error, ErrorCode, EventStream, Kind, Procedure, RawInput, Registry, SubEvent,
+    App, Ctx, Error, ErrorCode, EventStream, Kind, Output, Procedure, RawInput, Registry, SubEvent,
 };
 
 use crate::session::RequestAuth;
@@ -38,7 +38,8 @@ pub struct TrpcState {
 /// The body and status of one call's answer.
 struct Answer {
     status: StatusCode,
-    body: Value,
+    /// The answer's JSON text.
+    body: String,
     /// `Allow` for a wrong-method answer.
     allow: Option<&'static str>,
     /// `Retry-After` for a refusal that says when to come back.
@@ -64,14 +65,15 @@ fn error_answer(err: Error, path: &str) -> Answer {
     }
     Answer {
         status: status_of(err.code),
-        body: error_body(&err, Some(path)),
+        body: error_body(&err, Some(path)).to_string(),
         allow: None,
         retry_after: err.retry_after,
     }
 }
 
-fn json_response(status: StatusCode, body: &Value, allow: Option<&'static str>) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+fn json_response(status: StatusCode, body: String, allow: Option<&'static str>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(VARY, HeaderValue::from_static("trpc-accept, accept"));
@@ -217,6 +219,18 @@ pub fn parse_request(uri_path: &str, query: &str, body: Option<&str>) -> ParsedR
     }
 }
 
+/// `{"result":{"data":{"json":…}}}` around a call's answer, which is copied as it is.
+fn success_body(data: &Output) -> String {
+    const OPEN: &str = r#"{"result":{"data":{"json":"#;
+    const CLOSE: &str = "}}}";
+    let json = data.json();
+    let mut body = String::with_capacity(OPEN.len() + json.len() + CLOSE.len());
+    body.push_str(OPEN);
+    body.push_str(json);
+    body.push_str(CLOSE);
+    body
+}
+
 /// Runs one call: method, then access, then input, then the handler.
 async fn run_call(
     procedure: &Procedure,
@@ -279,7 +293,7 @@ async fn run_call(
     match procedure.call(ctx, input).await {
         Ok(data) => Answer {
             status: StatusCode::OK,
-            body: json!({"result": {"data": {"json": data}}}),
+            body: success_body(&data),
             allow: None,
             retry_after: None,
         },
@@ -419,7 +433,7 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     if !batch {
         let answer = answers.pop().expect("one call");
         return with_retry_after(
-            json_response(answer.status, &answer.body, answer.allow),
+            json_response(answer.status, answer.body, answer.allow),
             answer.retry_after,
         );
     }
@@ -433,8 +447,17 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     // has the wrong method, whatever the batch's status; the last such call's value wins.
     let allow = answers.iter().rev().find_map(|a| a.allow);
     let retry = answers.iter().filter_map(|a| a.retry_after).max();
-    let body = Value::Array(answers.into_iter().map(|a| a.body).collect());
-    with_retry_after(json_response(status, &body, allow), retry)
+    let mut body =
+        String::with_capacity(answers.iter().map(|a| a.body.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (index, answer) in answers.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(&answer.body);
+    }
+    body.push(']');
+    with_retry_after(json_response(status, body, allow), retry)
 }
 
 fn with_retry_after(mut response: Response, wait: Option<Duration>) -> Response {
@@ -606,7 +629,7 @@ fn pump(
         match tokio::time::timeout(ping, events.next()).await {
             Err(_) => Some((sse_frame(Some("ping"), "", None), Some(events))),
             Ok(Some(Ok(SubEvent::Data { id, data }))) => {
-                let data = json!({ "json": data }).to_string();
+                let data = format!(r#"{{"json":{}}}"#, data.json());
                 Some((sse_frame(None, &data, id.as_deref()), Some(events)))
             }
             Ok(Some(Err(err))) => Some((sse_error(&err, path), None)),

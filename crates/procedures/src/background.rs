@@ -11,8 +11,13 @@ use tokio_util::task::TaskTracker;
 /// [`Background::stopping`] and waits for every task within what is left of the grace period:
 /// a task watches the token and, when it fires, finishes or hands back what it holds (an outbox
 /// worker releases its claimed rows) and returns.
+/// Shared by every clone of the app, which each request makes: one reference count, rather
+/// than a clone of the cancellation token (which takes a lock).
 #[derive(Clone, Debug, Default)]
-pub struct Background {
+pub struct Background(std::sync::Arc<Tasks>);
+
+#[derive(Debug, Default)]
+struct Tasks {
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -23,24 +28,24 @@ impl Background {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tasks.spawn(task);
+        self.0.tasks.spawn(task);
     }
 
     /// Cancelled when the process begins to stop.
     pub fn stopping(&self) -> CancellationToken {
-        self.stop.clone()
+        self.0.stop.clone()
     }
 
     /// How many background tasks are running.
     pub fn running(&self) -> usize {
-        self.tasks.len()
+        self.0.tasks.len()
     }
 
     /// Asks every task to stop and waits up to `within`; whether all of them ended in time.
     pub async fn shutdown(&self, within: Duration) -> bool {
-        self.stop.cancel();
-        self.tasks.close();
-        tokio::time::timeout(within, self.tasks.wait())
+        self.0.stop.cancel();
+        self.0.tasks.close();
+        tokio::time::timeout(within, self.0.tasks.wait())
             .await
             .is_ok()
     }

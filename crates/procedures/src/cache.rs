@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use tidings_domain::ExternalId;
 use tidings_persistence::{Counts, SessionLookup};
 
+use crate::Output;
+
 /// A cached session is looked up again after this long, bounding how long a change nobody
 /// signalled (a row edited by hand) can go unseen.
 const SESSION_TTL: Duration = Duration::from_secs(60);
@@ -26,7 +28,7 @@ const MAX_PAGES: usize = 20_000;
 pub(crate) type PageKey = (&'static str, bool, i64);
 
 /// A user's organization and cached first pages.
-type UserPages = (ExternalId, Vec<(PageKey, serde_json::Value)>);
+type UserPages = (ExternalId, Vec<(PageKey, Output)>);
 
 #[derive(Default)]
 pub(crate) struct Caches {
@@ -114,7 +116,7 @@ impl Caches {
     }
 
     /// A cached first page of a user's inbox.
-    pub(crate) fn page(&self, user: &ExternalId, key: PageKey) -> Option<serde_json::Value> {
+    pub(crate) fn page(&self, user: &ExternalId, key: PageKey) -> Option<Output> {
         let pages = lock(&self.pages);
         let (_, list) = pages.get(user.as_str())?;
         list.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
@@ -127,7 +129,7 @@ impl Caches {
         user: &ExternalId,
         organization: &ExternalId,
         key: PageKey,
-        page: serde_json::Value,
+        page: Output,
         epoch: u64,
     ) {
         let mut pages = lock(&self.pages);

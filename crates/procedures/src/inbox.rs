@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use tidings_domain::{Error, NotificationId, NotificationStatus, format_timestamp};
 use tidings_persistence::{NotificationRecord, OwnedUpdate};
 
-use crate::Ctx;
 use crate::auth::Success;
 use crate::registry::NoInput;
+use crate::{Ctx, Output};
 
 /// An inbox item exactly as the inbox API shows it.
 #[derive(Debug, Serialize)]
@@ -56,7 +56,7 @@ pub(crate) struct ListOutput {
 pub(crate) const DEFAULT_LIMIT: i64 = 50;
 pub(crate) const MAX_LIMIT: i64 = 100;
 
-pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<serde_json::Value, Error> {
+pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<Output, Error> {
     let user = ctx.user()?;
     let limit = input.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -100,7 +100,7 @@ pub(crate) async fn list(ctx: Ctx, input: ListInput) -> Result<serde_json::Value
         has_more: next_cursor.is_some(),
         next_cursor,
     };
-    let output = serde_json::to_value(output).map_err(Error::internal)?;
+    let output = Output::new(&output)?;
     if before.is_none() {
         hub.keep_page(
             &user.user_id,

@@ -35,6 +35,6 @@ pub use delivery::{DeliveryConfig, DeliveryWorker, retry_delay};
 pub use input::RawInput;
 pub use login_limits::LoginLimiter;
 pub use realtime::{Hub, Signal, SubEvent, SubscriptionLimits};
-pub use registry::{Access, EventStream, Kind, Procedure, Registry};
+pub use registry::{Access, EventStream, Kind, Output, Procedure, Registry};
 pub use tidings_domain::{Caller, Error, ErrorCode, ServiceCaller, UserCaller, format_timestamp};
 pub use tidings_persistence::Db;

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tidings_domain::{Error, ErrorCode, ExternalId, NotificationId};
 use tidings_persistence::{Counts, Db, Heard, IdRange, NotificationRecord};
 use tokio::sync::Notify;
@@ -30,8 +29,11 @@ use crate::inbox::InboxItem;
 /// One event of a subscription.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubEvent {
-    /// Data, with the id a client resumes from when it is tracked.
-    Data { id: Option<String>, data: Value },
+    /// Data, serialized once, with the id a client resumes from when it is tracked.
+    Data {
+        id: Option<String>,
+        data: crate::Output,
+    },
 }
 
 /// Caps on open subscriptions.
@@ -338,7 +340,7 @@ impl Hub {
         &self,
         user: &ExternalId,
         key: crate::cache::PageKey,
-    ) -> Option<Value> {
+    ) -> Option<crate::Output> {
         self.0.caches.page(user, key)
     }
 
@@ -353,7 +355,7 @@ impl Hub {
         user: &ExternalId,
         organization: &ExternalId,
         key: crate::cache::PageKey,
-        page: Value,
+        page: crate::Output,
         epoch: u64,
     ) {
         self.0
@@ -603,7 +605,7 @@ struct OnNewState {
 
 /// Events for `items` (oldest first), each with the counts as they were right after it: the
 /// counts now, less what the later items of the batch added.
-fn new_events(items: Vec<NotificationRecord>, now: Counts) -> Vec<SubEvent> {
+fn new_events(items: Vec<NotificationRecord>, now: Counts) -> Result<Vec<SubEvent>, Error> {
     let mut later = Counts {
         unread: 0,
         unseen: 0,
@@ -627,14 +629,14 @@ fn new_events(items: Vec<NotificationRecord>, now: Counts) -> Vec<SubEvent> {
                 unread_count: at.unread,
                 counts: at.into(),
             };
-            SubEvent::Data {
+            Ok(SubEvent::Data {
                 id: Some(id),
-                data: serde_json::to_value(event).unwrap_or(Value::Null),
-            }
+                data: crate::Output::new(&event)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     events.reverse();
-    events
+    Ok(events)
 }
 
 /// Ids are taken when a notification is created, before its transaction commits, so items can
@@ -700,7 +702,7 @@ impl OnNewState {
             self.sent.retain(|id| *id >= floor);
         }
         let counts = self.hub.counts(&self.user, &self.organization).await?;
-        self.pending.extend(new_events(fresh, counts));
+        self.pending.extend(new_events(fresh, counts)?);
         Ok(())
     }
 
@@ -820,16 +822,15 @@ pub(crate) async fn on_counts(
         sent: None,
         next: Some(first),
     };
-    let event = |c: Counts| SubEvent::Data {
-        id: None,
-        data: serde_json::to_value(CountsOutput::from(c)).unwrap_or(Value::Null),
+    let event = |c: Counts| {
+        crate::Output::new(&CountsOutput::from(c)).map(|data| SubEvent::Data { id: None, data })
     };
     Ok(stream::unfold(Some(state), move |state| async move {
         let mut state = state?;
         loop {
             if let Some(counts) = state.next.take().filter(|c| state.sent != Some(*c)) {
                 state.sent = Some(counts);
-                return Some((Ok(event(counts)), Some(state)));
+                return Some((event(counts), Some(state)));
             }
             state.subscription.wake.notified().await;
             // Boxed, as in `on_new`: an idle subscription holds only what it waits on.

@@ -1,5 +1,7 @@
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
@@ -7,6 +9,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tidings_domain::{Caller, Error, Role};
 
 use crate::input::{RawInput, decode};
@@ -47,8 +50,48 @@ pub enum Access {
     Service,
 }
 
+/// A call's answer, serialized to JSON once. Transports write it into their envelopes as it
+/// is, and a cached answer is shared rather than copied.
+#[derive(Clone, Debug)]
+pub struct Output(Arc<RawValue>);
+
+impl Output {
+    /// Serializes `value`; an `Output` is taken as it is.
+    pub fn new<T: Serialize + 'static>(value: &T) -> Result<Self, Error> {
+        if let Some(output) = (value as &dyn Any).downcast_ref::<Output>() {
+            return Ok(output.clone());
+        }
+        serde_json::value::to_raw_value(value)
+            .map(|raw| Self(raw.into()))
+            .map_err(Error::internal)
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The answer as a JSON value, for callers that look inside it.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// Two answers are equal when their JSON texts are.
+impl PartialEq for Output {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Serialize for Output {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 type CallHandler =
-    Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<Value, Error>> + Send + Sync>;
+    Box<dyn Fn(Ctx, Value) -> BoxFuture<'static, Result<Output, Error>> + Send + Sync>;
 
 /// The events of an open subscription; an `Err` ends it.
 pub type EventStream = BoxStream<'static, Result<SubEvent, Error>>;
@@ -104,7 +147,7 @@ impl Procedure {
 
     /// Runs a query or mutation: access first, then input decoding, then the handler. Every
     /// call is counted, timed and logged (`telemetry`), on whichever transport it came.
-    pub async fn call(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
+    pub async fn call(&self, ctx: Ctx, input: RawInput) -> Result<Output, Error> {
         let started = Instant::now();
         let caller = ctx.caller.clone();
         let result = self.call_unrecorded(ctx, input).await;
@@ -117,7 +160,7 @@ impl Procedure {
         result
     }
 
-    async fn call_unrecorded(&self, ctx: Ctx, input: RawInput) -> Result<Value, Error> {
+    async fn call_unrecorded(&self, ctx: Ctx, input: RawInput) -> Result<Output, Error> {
         let input = self.prepare(&ctx, input)?;
         match &self.handler {
             Handler::Call(handler, _) => handler(ctx, input).await,
@@ -211,7 +254,7 @@ where
             Box::pin(async move {
                 let input = decode::<I>(value)?;
                 let output = f(ctx, input).await?;
-                serde_json::to_value(output).map_err(Error::internal)
+                Output::new(&output)
             })
         }),
         decoder::<I>,
@@ -248,7 +291,7 @@ where
         Box::new(move |ctx, value| {
             Box::pin(async move {
                 let output = f(ctx, value).await?;
-                serde_json::to_value(output).map_err(Error::internal)
+                Output::new(&output)
             })
         }),
         decode,

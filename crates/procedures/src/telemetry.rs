@@ -27,12 +27,17 @@ pub const LIMITED: &str = "tidings_rate_limited_total";
 /// counted when `/metrics` is read.
 pub const OUTBOX_DELIVERIES: &str = "tidings_outbox_deliveries";
 
-/// Who called, for logs: never a secret, only ids and key names.
-pub(crate) fn caller_label(caller: Option<&Caller>) -> String {
-    match caller {
-        None => "anonymous".to_owned(),
-        Some(Caller::User(u)) => format!("user:{}", u.user_id.as_str()),
-        Some(Caller::Service(s)) => format!("service:{}", s.name),
+/// Who called, for logs: never a secret, only ids and key names. Written only when a line
+/// is, so a call whose log line is filtered out formats nothing.
+struct CallerLabel<'a>(Option<&'a Caller>);
+
+impl std::fmt::Display for CallerLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("anonymous"),
+            Some(Caller::User(u)) => write!(f, "user:{}", u.user_id.as_str()),
+            Some(Caller::Service(s)) => write!(f, "service:{}", s.name),
+        }
     }
 }
 
@@ -51,16 +56,16 @@ pub(crate) fn record_call(
     metrics::histogram!(REQUEST_DURATION, "procedure" => procedure, "code" => code)
         .record(elapsed.as_secs_f64());
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let caller = caller_label(caller);
+    let caller = CallerLabel(caller);
     match result {
         Err(e) if e.code == tidings_domain::ErrorCode::InternalServerError => tracing::error!(
             procedure,
-            caller,
+            caller = %caller,
             duration_ms,
             code,
             error = %e,
             "call failed"
         ),
-        _ => tracing::info!(procedure, caller, duration_ms, code, "call"),
+        _ => tracing::info!(procedure, caller = %caller, duration_ms, code, "call"),
     }
 }
