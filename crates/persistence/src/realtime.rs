@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tidings_domain::{Error, ExternalId, NotificationId, NotificationStatus};
 use tokio::sync::mpsc;
 
@@ -14,6 +14,19 @@ use crate::db::{Backend, Db, classify, get};
 use crate::entities::notifications;
 use crate::fanout::IdRange;
 use crate::notifications::{Counts, NotificationRecord};
+
+/// A boolean as SQLite (0 or 1) or PostgreSQL (false or true) writes it in JSON.
+struct Flag(bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(b) => Ok(Flag(b)),
+            serde_json::Value::Number(n) => Ok(Flag(n.as_i64() != Some(0))),
+            other => Err(serde::de::Error::custom(format!("not a boolean: {other}"))),
+        }
+    }
+}
 
 /// Users per statement when reading for many subscribers at once.
 const USERS_PER_STATEMENT: usize = 500;
@@ -104,57 +117,114 @@ impl Db {
             .map_err(classify)
     }
 
-    /// The inbox items of `users` with ids in `ids` (one fan-out's), oldest first: what a
-    /// fan-out brought the users subscribed to this process, read in a few statements.
+    /// The inbox items of `users` (each with its organization) with ids in `ids` (one
+    /// fan-out's), oldest first: what a fan-out brought the users subscribed to this process,
+    /// read in a few statements.
+    ///
+    /// Every item of one fan-out was written by one statement with one rendered content, so
+    /// only what differs per item (user, id, read, seen) is read, from the inbox index alone,
+    /// as one JSON row per statement (a row per item costs more to hand over than to find), and
+    /// the content is read once, from the first item. `read_at` and `seen_at` are not read:
+    /// live events show neither (a seen item carries the time of its first item's `seen_at`, or
+    /// of its creation when that is empty).
     pub async fn inbox_in_range(
         &self,
-        users: &[&str],
+        users: &[(&str, &ExternalId)],
         ids: IdRange,
     ) -> Result<Vec<NotificationRecord>, Error> {
-        let mut items: Vec<NotificationRecord> = Vec::new();
+        let organization_of: HashMap<&str, &ExternalId> = users.iter().copied().collect();
+        let item = match self.backend() {
+            Backend::Sqlite => "json_array(user_id, lower(hex(id)), \"read\", seen_at IS NOT NULL)",
+            Backend::Postgres => {
+                "json_build_array(user_id, replace(CAST(id AS text), '-', ''), \"read\", \
+                 seen_at IS NOT NULL)"
+            }
+        };
+        let mut found: Vec<(String, NotificationId, bool, bool)> = Vec::new();
         for chunk in users.chunks(USERS_PER_STATEMENT) {
-            let rows = notifications::Entity::find()
-                .filter(notifications::Column::UserId.is_in(chunk.iter().copied()))
-                .filter(notifications::Column::Status.eq(NotificationStatus::Inbox.as_str()))
-                .filter(notifications::Column::Id.between(ids.first.0, ids.last.0))
-                .all(&self.conn)
-                .await
-                .map_err(classify)?;
-            items.extend(rows.into_iter().map(NotificationRecord::from));
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut values: Vec<sea_orm::Value> = vec![
+                NotificationStatus::Inbox.as_str().into(),
+                ids.first.0.into(),
+                ids.last.0.into(),
+            ];
+            values.extend(chunk.iter().map(|(u, _)| (*u).into()));
+            let rows: Vec<(String, String, Flag, Flag)> = self
+                .json_rows(
+                    &format!(
+                        "SELECT {item} AS row FROM notifications \
+                         WHERE status = ? AND id BETWEEN ? AND ? AND user_id IN ({marks})"
+                    ),
+                    values,
+                )
+                .await?;
+            for (user, id, read, seen) in rows {
+                let id = uuid::Uuid::parse_str(&id).map_err(Error::internal)?;
+                found.push((user, NotificationId(id), read.0, seen.0));
+            }
         }
-        items.sort_by_key(|n| n.id);
-        Ok(items)
+        found.sort_by_key(|(_, id, _, _)| *id);
+        let Some((_, first, _, _)) = found.first() else {
+            return Ok(Vec::new());
+        };
+        let Some(content) = notifications::Entity::find_by_id(first.0)
+            .one(&self.conn)
+            .await
+            .map_err(classify)?
+            .map(NotificationRecord::from)
+        else {
+            // Deleted since: the subscriptions read for themselves.
+            return Err(Error::not_found(
+                "a fan-out's item was deleted while it was read",
+            ));
+        };
+        Ok(found
+            .into_iter()
+            .map(|(user, id, read, seen)| NotificationRecord {
+                id,
+                organization_id: organization_of
+                    .get(user.as_str())
+                    .map_or_else(|| content.organization_id.clone(), |o| (*o).clone()),
+                user_id: ExternalId::from_trusted(user),
+                read,
+                read_at: None,
+                seen_at: seen.then(|| content.seen_at.unwrap_or(content.created_at)),
+                status: NotificationStatus::Inbox,
+                ..content.clone()
+            })
+            .collect())
     }
 
     /// The inbox counts of each of `users` (zero for a user without items), in a few statements.
     pub async fn counts_of(&self, users: &[&str]) -> Result<Vec<(ExternalId, Counts)>, Error> {
         let mut counts: HashMap<&str, Counts> =
             users.iter().map(|u| (*u, Counts::default())).collect();
+        let row = match self.backend() {
+            Backend::Sqlite => "json_array(user_id, total, unread, unseen)",
+            Backend::Postgres => "json_build_array(user_id, total, unread, unseen)",
+        };
         for chunk in users.chunks(USERS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut values: Vec<sea_orm::Value> = vec![false.into()];
             values.extend(chunk.iter().map(|u| (*u).into()));
-            let rows = self
-                .conn
-                .query_all_raw(self.stmt(
+            let rows: Vec<(String, u64, u64, u64)> = self
+                .json_rows(
                     &format!(
-                        "SELECT user_id, COUNT(*) AS total, \
+                        "SELECT {row} AS row FROM (SELECT user_id, COUNT(*) AS total, \
                          COUNT(*) FILTER (WHERE \"read\" = ?) AS unread, \
                          COUNT(*) FILTER (WHERE seen_at IS NULL) AS unseen \
                          FROM notifications WHERE status = 'inbox' AND user_id IN ({marks}) \
-                         GROUP BY user_id"
+                         GROUP BY user_id) AS c"
                     ),
                     values,
-                ))
-                .await
-                .map_err(classify)?;
-            for row in rows {
-                let user: String = get(&row, "user_id")?;
+                )
+                .await?;
+            for (user, total, unread, unseen) in rows {
                 if let Some(entry) = counts.get_mut(user.as_str()) {
                     *entry = Counts {
-                        unread: get::<i64>(&row, "unread")? as u64,
-                        unseen: get::<i64>(&row, "unseen")? as u64,
-                        total: get::<i64>(&row, "total")? as u64,
+                        unread,
+                        unseen,
+                        total,
                     };
                 }
             }
@@ -163,6 +233,29 @@ impl Db {
             .into_iter()
             .map(|(user, c)| (ExternalId::from_trusted(user.to_owned()), c))
             .collect())
+    }
+
+    /// Runs `SELECT <json> AS row FROM …` gathered into one JSON array, so the rows come back
+    /// as one value: on SQLite every row of a result is handed from the database thread on its
+    /// own, which costs more than finding it.
+    async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        select: &str,
+        values: Vec<sea_orm::Value>,
+    ) -> Result<Vec<T>, Error> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                format!("SELECT json_group_array(json(row)) AS rows FROM ({select})")
+            }
+            Backend::Postgres => format!(
+                "SELECT CAST(COALESCE(json_agg(row), '[]') AS text) AS rows FROM ({select}) AS r"
+            ),
+        };
+        let Some(row) = self.query_one(&sql, values).await? else {
+            return Ok(Vec::new());
+        };
+        let text: String = get(&row, "rows")?;
+        serde_json::from_str(&text).map_err(Error::internal)
     }
 
     /// The id of a user's newest inbox item.

@@ -454,10 +454,15 @@ impl Hub {
     async fn deliver_slice(&self, woken: &[(String, ExternalId)], ids: IdRange) {
         let users: Vec<&str> = woken.iter().map(|(u, _)| u.as_str()).collect();
         let epoch = self.0.caches.counts_epoch();
+        let with_orgs: Vec<(&str, &ExternalId)> =
+            woken.iter().map(|(u, o)| (u.as_str(), o)).collect();
+        // Two independent statements, on two pooled connections at once.
         let read = async {
-            let items = self.0.db.inbox_in_range(&users, ids).await?;
-            let counts = self.0.db.counts_of(&users).await?;
-            Ok::<_, Error>((items, counts))
+            let (items, counts) = tokio::join!(
+                self.0.db.inbox_in_range(&with_orgs, ids),
+                self.0.db.counts_of(&users)
+            );
+            Ok::<_, Error>((items?, counts?))
         };
         let mut items_of: HashMap<String, Vec<NotificationRecord>> = HashMap::new();
         match read.await {
