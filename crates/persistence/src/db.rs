@@ -124,6 +124,29 @@ impl Db {
         }
     }
 
+    /// Runs `SELECT <json> AS row FROM …` gathered into one JSON array, so the rows come back
+    /// as one value: on SQLite every row of a result is handed from the database thread on its
+    /// own, which costs more than finding it.
+    pub(crate) async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        select: &str,
+        values: Vec<sea_orm::Value>,
+    ) -> Result<Vec<T>, Error> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                format!("SELECT json_group_array(json(row)) AS rows FROM ({select})")
+            }
+            Backend::Postgres => format!(
+                "SELECT CAST(COALESCE(json_agg(row), '[]') AS text) AS rows FROM ({select}) AS r"
+            ),
+        };
+        let Some(row) = self.query_one(&sql, values).await? else {
+            return Ok(Vec::new());
+        };
+        let text: String = get(&row, "rows")?;
+        serde_json::from_str(&text).map_err(Error::internal)
+    }
+
     pub async fn close(self) -> Result<(), Error> {
         self.conn.close().await.map_err(classify)
     }
@@ -224,4 +247,74 @@ pub(crate) fn classify(err: DbErr) -> Error {
 /// Reads a column, classifying a decoding failure as internal.
 pub(crate) fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, Error> {
     row.try_get::<T>("", column).map_err(classify)
+}
+
+/// A boolean as SQLite (0 or 1) or PostgreSQL (false or true) writes it in JSON.
+pub(crate) struct Flag(pub(crate) bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(b) => Ok(Flag(b)),
+            serde_json::Value::Number(n) => Ok(Flag(n.as_i64() != Some(0))),
+            other => Err(serde::de::Error::custom(format!("not a boolean: {other}"))),
+        }
+    }
+}
+
+/// A timestamp as the engines write it in JSON: RFC 3339 (PostgreSQL, and SQLite's text as
+/// written through sqlx), or SQLite's `YYYY-MM-DD HH:MM:SS[.fff]` in UTC.
+pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(|| Error::internal(TimeError(text.to_owned())))
+}
+
+#[derive(Debug)]
+struct TimeError(String);
+
+impl std::fmt::Display for TimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unreadable timestamp {:?}", self.0)
+    }
+}
+
+impl std::error::Error for TimeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_in_every_form_the_engines_write() {
+        let want = "2026-11-02T05:06:01.626Z";
+        for text in [
+            "2026-11-02T05:06:01.626+00:00",
+            "2026-11-02T06:06:01.626+01:00",
+            "2026-11-02 05:06:01.626+00:00",
+            "2026-11-02 05:06:01.626",
+            "2026-11-02T05:06:01.626",
+        ] {
+            let t = parse_time(text).unwrap();
+            assert_eq!(tidings_domain::format_timestamp(t), want, "{text}");
+        }
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn flags_read_as_either_engine_writes_them() {
+        let flags: Vec<Flag> = serde_json::from_str("[true, false, 1, 0]").unwrap();
+        let flags: Vec<bool> = flags.into_iter().map(|f| f.0).collect();
+        assert_eq!(flags, [true, false, true, false]);
+        assert!(serde_json::from_str::<Flag>("\"yes\"").is_err());
+    }
 }

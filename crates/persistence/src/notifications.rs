@@ -5,7 +5,7 @@ use tidings_domain::{
     ChannelSetting, Error, ExternalId, NotificationId, NotificationStatus, TypeChannels,
 };
 
-use crate::db::{Db, classify, get};
+use crate::db::{Backend, Db, Flag, classify, get, parse_time};
 use crate::entities::{notification_types, notifications, users};
 
 /// A stored notification.
@@ -26,6 +26,86 @@ pub struct NotificationRecord {
     pub collection: Option<String>,
     pub item: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A whole notification row as one JSON array, in [`RecordRow`]'s order.
+fn record_json(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "json_array(lower(hex(id)), user_id, organization_id, type, title, message, data, \
+             \"read\", read_at, seen_at, status, sender_id, collection, item, created_at)"
+        }
+        Backend::Postgres => {
+            "json_build_array(replace(CAST(id AS text), '-', ''), user_id, organization_id, type, \
+             title, message, data, \"read\", read_at, seen_at, status, sender_id, collection, item, \
+             created_at)"
+        }
+    }
+}
+
+/// A notification row read as JSON (see [`record_json`]): id, user, organization, type,
+/// title, message, data, read, read at, seen at, status, sender, collection, item, created at.
+type RecordRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Flag,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+impl TryFrom<RecordRow> for NotificationRecord {
+    type Error = Error;
+
+    fn try_from(row: RecordRow) -> Result<Self, Error> {
+        let (
+            id,
+            user_id,
+            organization_id,
+            kind,
+            title,
+            message,
+            data,
+            read,
+            read_at,
+            seen_at,
+            status,
+            sender_id,
+            collection,
+            item,
+            created_at,
+        ) = row;
+        Ok(Self {
+            id: NotificationId(uuid::Uuid::parse_str(&id).map_err(Error::internal)?),
+            user_id: ExternalId::from_trusted(user_id),
+            organization_id: ExternalId::from_trusted(organization_id),
+            kind,
+            title,
+            message,
+            data: data.and_then(|d| serde_json::from_str(&d).ok()),
+            read: read.0,
+            read_at: read_at.as_deref().map(parse_time).transpose()?,
+            seen_at: seen_at.as_deref().map(parse_time).transpose()?,
+            status: if status == "archived" {
+                NotificationStatus::Archived
+            } else {
+                NotificationStatus::Inbox
+            },
+            sender_id,
+            collection,
+            item,
+            created_at: parse_time(&created_at)?,
+        })
+    }
 }
 
 impl From<notifications::Model> for NotificationRecord {
@@ -309,7 +389,10 @@ impl Db {
     ) -> Result<InboxPage, Error> {
         // The limit is written into the SQL, not bound: SQLite's planner reads a bound LIMIT,
         // which makes the statement re-prepare on every execution (~7% of the CPU of a list).
-        let mut sql = "SELECT * FROM notifications WHERE user_id = ? AND status = ?".to_owned();
+        let mut sql = format!(
+            "SELECT {} AS row FROM notifications WHERE user_id = ? AND status = ?",
+            record_json(self.backend())
+        );
         let mut values: Vec<sea_orm::Value> = vec![user_id.as_str().into(), status.as_str().into()];
         if unread_only {
             sql.push_str(" AND \"read\" = ?");
@@ -320,14 +403,14 @@ impl Db {
             values.push(before.0.into());
         }
         sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
-        let mut items: Vec<NotificationRecord> = notifications::Entity::find()
-            .from_raw_sql(self.stmt(&sql, values))
-            .all(&self.conn)
-            .await
-            .map_err(classify)?
+        // The rows come back gathered in one JSON value (see `Db::json_rows`).
+        let mut items = self
+            .json_rows::<RecordRow>(&sql, values)
+            .await?
             .into_iter()
-            .map(Into::into)
-            .collect();
+            .map(NotificationRecord::try_from)
+            .collect::<Result<Vec<_>, Error>>()?;
+        items.sort_by_key(|n| std::cmp::Reverse(n.id));
         let has_more = items.len() as u64 > limit;
         items.truncate(limit as usize);
         Ok(InboxPage { items, has_more })

@@ -10,23 +10,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tidings_domain::{Error, ExternalId, NotificationId, NotificationStatus};
 use tokio::sync::mpsc;
 
-use crate::db::{Backend, Db, classify, get};
+use crate::db::{Backend, Db, Flag, classify};
 use crate::entities::notifications;
 use crate::fanout::IdRange;
 use crate::notifications::{Counts, NotificationRecord};
-
-/// A boolean as SQLite (0 or 1) or PostgreSQL (false or true) writes it in JSON.
-struct Flag(bool);
-
-impl<'de> serde::Deserialize<'de> for Flag {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Bool(b) => Ok(Flag(b)),
-            serde_json::Value::Number(n) => Ok(Flag(n.as_i64() != Some(0))),
-            other => Err(serde::de::Error::custom(format!("not a boolean: {other}"))),
-        }
-    }
-}
 
 /// Users per statement when reading for many subscribers at once.
 const USERS_PER_STATEMENT: usize = 500;
@@ -233,29 +220,6 @@ impl Db {
             .into_iter()
             .map(|(user, c)| (ExternalId::from_trusted(user.to_owned()), c))
             .collect())
-    }
-
-    /// Runs `SELECT <json> AS row FROM …` gathered into one JSON array, so the rows come back
-    /// as one value: on SQLite every row of a result is handed from the database thread on its
-    /// own, which costs more than finding it.
-    async fn json_rows<T: serde::de::DeserializeOwned>(
-        &self,
-        select: &str,
-        values: Vec<sea_orm::Value>,
-    ) -> Result<Vec<T>, Error> {
-        let sql = match self.backend() {
-            Backend::Sqlite => {
-                format!("SELECT json_group_array(json(row)) AS rows FROM ({select})")
-            }
-            Backend::Postgres => format!(
-                "SELECT CAST(COALESCE(json_agg(row), '[]') AS text) AS rows FROM ({select}) AS r"
-            ),
-        };
-        let Some(row) = self.query_one(&sql, values).await? else {
-            return Ok(Vec::new());
-        };
-        let text: String = get(&row, "rows")?;
-        serde_json::from_str(&text).map_err(Error::internal)
     }
 
     /// The id of a user's newest inbox item.
