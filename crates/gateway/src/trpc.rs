@@ -447,16 +447,8 @@ pub async fn handle(State(state): State<TrpcState>, request: Request) -> Respons
     // has the wrong method, whatever the batch's status; the last such call's value wins.
     let allow = answers.iter().rev().find_map(|a| a.allow);
     let retry = answers.iter().filter_map(|a| a.retry_after).max();
-    let mut body =
-        String::with_capacity(answers.iter().map(|a| a.body.len() + 1).sum::<usize>() + 2);
-    body.push('[');
-    for (index, answer) in answers.iter().enumerate() {
-        if index > 0 {
-            body.push(',');
-        }
-        body.push_str(&answer.body);
-    }
-    body.push(']');
+    let bodies: Vec<&str> = answers.iter().map(|a| a.body.as_str()).collect();
+    let body = format!("[{}]", bodies.join(","));
     with_retry_after(json_response(status, body, allow), retry)
 }
 

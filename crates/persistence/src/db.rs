@@ -276,19 +276,12 @@ pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Er
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
         .map(|t| t.and_utc())
-        .ok_or_else(|| Error::internal(TimeError(text.to_owned())))
+        .ok_or_else(|| {
+            Error::internal(std::io::Error::other(format!(
+                "unreadable timestamp {text:?}"
+            )))
+        })
 }
-
-#[derive(Debug)]
-struct TimeError(String);
-
-impl std::fmt::Display for TimeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unreadable timestamp {:?}", self.0)
-    }
-}
-
-impl std::error::Error for TimeError {}
 
 #[cfg(test)]
 mod tests {

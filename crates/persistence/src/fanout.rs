@@ -132,9 +132,7 @@ impl Dialect {
 /// version and sequence (8 bytes), its variant, and 28 random bits, leaving 32 bits for the row
 /// number (see [`Dialect::uuid_per_row`]).
 pub(crate) fn id_prefix() -> String {
-    let id = Uuid::now_v7();
-    let bytes = id.as_bytes();
-    let mut hex: String = bytes[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let mut hex = Uuid::now_v7().simple().to_string();
     hex.truncate(24);
     hex
 }

@@ -63,49 +63,42 @@ type RecordRow = (
     String,
 );
 
-impl TryFrom<RecordRow> for NotificationRecord {
-    type Error = Error;
-
-    fn try_from(row: RecordRow) -> Result<Self, Error> {
-        let (
-            id,
-            user_id,
-            organization_id,
-            kind,
-            title,
-            message,
-            data,
-            read,
-            read_at,
-            seen_at,
-            status,
-            sender_id,
-            collection,
-            item,
-            created_at,
-        ) = row;
-        Ok(Self {
-            id: NotificationId(uuid::Uuid::parse_str(&id).map_err(Error::internal)?),
-            user_id: ExternalId::from_trusted(user_id),
-            organization_id: ExternalId::from_trusted(organization_id),
-            kind,
-            title,
-            message,
-            data: data.and_then(|d| serde_json::from_str(&d).ok()),
-            read: read.0,
-            read_at: read_at.as_deref().map(parse_time).transpose()?,
-            seen_at: seen_at.as_deref().map(parse_time).transpose()?,
-            status: if status == "archived" {
-                NotificationStatus::Archived
-            } else {
-                NotificationStatus::Inbox
-            },
-            sender_id,
-            collection,
-            item,
-            created_at: parse_time(&created_at)?,
-        })
-    }
+/// A row read as JSON becomes the entity's model, which [`NotificationRecord`] is made from.
+fn model_of(row: RecordRow) -> Result<notifications::Model, Error> {
+    let (
+        id,
+        user_id,
+        organization_id,
+        r#type,
+        title,
+        message,
+        data,
+        read,
+        read_at,
+        seen_at,
+        status,
+        sender_id,
+        collection,
+        item,
+        created_at,
+    ) = row;
+    Ok(notifications::Model {
+        id: uuid::Uuid::parse_str(&id).map_err(Error::internal)?,
+        user_id,
+        organization_id,
+        r#type,
+        title,
+        message,
+        data,
+        read: read.0,
+        read_at: read_at.as_deref().map(parse_time).transpose()?,
+        seen_at: seen_at.as_deref().map(parse_time).transpose()?,
+        status,
+        sender_id,
+        collection,
+        item,
+        created_at: parse_time(&created_at)?,
+    })
 }
 
 impl From<notifications::Model> for NotificationRecord {
@@ -408,7 +401,7 @@ impl Db {
             .json_rows::<RecordRow>(&sql, values)
             .await?
             .into_iter()
-            .map(NotificationRecord::try_from)
+            .map(|row| model_of(row).map(NotificationRecord::from))
             .collect::<Result<Vec<_>, Error>>()?;
         items.sort_by_key(|n| std::cmp::Reverse(n.id));
         let has_more = items.len() as u64 > limit;

@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tidings_domain::{Error, ExternalId, NotificationId, NotificationStatus};
 use tokio::sync::mpsc;
 
-use crate::db::{Backend, Db, Flag, classify};
+use crate::db::{Backend, Db, Flag, classify, parse_time};
 use crate::entities::notifications;
 use crate::fanout::IdRange;
 use crate::notifications::{Counts, NotificationRecord};
@@ -111,9 +111,8 @@ impl Db {
     /// Every item of one fan-out was written by one statement with one rendered content, so
     /// only what differs per item (user, id, read, seen) is read, from the inbox index alone,
     /// as one JSON row per statement (a row per item costs more to hand over than to find), and
-    /// the content is read once, from the first item. `read_at` and `seen_at` are not read:
-    /// live events show neither (a seen item carries the time of its first item's `seen_at`, or
-    /// of its creation when that is empty).
+    /// the content is read once, from the first item. `read_at` is not in the index and is
+    /// left empty: live events do not show it.
     pub async fn inbox_in_range(
         &self,
         users: &[(&str, &ExternalId)],
@@ -121,13 +120,18 @@ impl Db {
     ) -> Result<Vec<NotificationRecord>, Error> {
         let organization_of: HashMap<&str, &ExternalId> = users.iter().copied().collect();
         let item = match self.backend() {
-            Backend::Sqlite => "json_array(user_id, lower(hex(id)), \"read\", seen_at IS NOT NULL)",
+            Backend::Sqlite => "json_array(user_id, lower(hex(id)), \"read\", seen_at)",
             Backend::Postgres => {
-                "json_build_array(user_id, replace(CAST(id AS text), '-', ''), \"read\", \
-                 seen_at IS NOT NULL)"
+                "json_build_array(user_id, replace(CAST(id AS text), '-', ''), \"read\", seen_at)"
             }
         };
-        let mut found: Vec<(String, NotificationId, bool, bool)> = Vec::new();
+        type Found = (
+            String,
+            NotificationId,
+            bool,
+            Option<chrono::DateTime<chrono::Utc>>,
+        );
+        let mut found: Vec<Found> = Vec::new();
         for chunk in users.chunks(USERS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut values: Vec<sea_orm::Value> = vec![
@@ -136,7 +140,7 @@ impl Db {
                 ids.last.0.into(),
             ];
             values.extend(chunk.iter().map(|(u, _)| (*u).into()));
-            let rows: Vec<(String, String, Flag, Flag)> = self
+            let rows: Vec<(String, String, Flag, Option<String>)> = self
                 .json_rows(
                     &format!(
                         "SELECT {item} AS row FROM notifications \
@@ -147,7 +151,8 @@ impl Db {
                 .await?;
             for (user, id, read, seen) in rows {
                 let id = uuid::Uuid::parse_str(&id).map_err(Error::internal)?;
-                found.push((user, NotificationId(id), read.0, seen.0));
+                let seen_at = seen.as_deref().map(parse_time).transpose()?;
+                found.push((user, NotificationId(id), read.0, seen_at));
             }
         }
         found.sort_by_key(|(_, id, _, _)| *id);
@@ -167,7 +172,7 @@ impl Db {
         };
         Ok(found
             .into_iter()
-            .map(|(user, id, read, seen)| NotificationRecord {
+            .map(|(user, id, read, seen_at)| NotificationRecord {
                 id,
                 organization_id: organization_of
                     .get(user.as_str())
@@ -175,7 +180,7 @@ impl Db {
                 user_id: ExternalId::from_trusted(user),
                 read,
                 read_at: None,
-                seen_at: seen.then(|| content.seen_at.unwrap_or(content.created_at)),
+                seen_at,
                 status: NotificationStatus::Inbox,
                 ..content.clone()
             })

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 /// [`Background::stopping`] and waits for every task within what is left of the grace period:
 /// a task watches the token and, when it fires, finishes or hands back what it holds (an outbox
 /// worker releases its claimed rows) and returns.
+///
 /// Shared by every clone of the app, which each request makes: one reference count, rather
 /// than a clone of the cancellation token (which takes a lock).
 #[derive(Clone, Debug, Default)]
