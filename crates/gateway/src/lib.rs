@@ -8,6 +8,7 @@ pub mod cli;
 mod config;
 pub mod demo;
 mod limits;
+mod listen;
 mod observe;
 mod rpc;
 mod server;

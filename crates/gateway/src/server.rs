@@ -174,6 +174,13 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let limiter = Arc::new(Limiter::new(&config.limits));
     forget_idle_clients(&app, limiter.clone());
     let router = router(app, &config, limiter, stop);
+    // Event streams are answered off hyper's connection buffers (see `listen`).
+    let streams = Arc::new(crate::listen::StreamPaths::new(
+        Registry::new()
+            .iter()
+            .filter(|p| p.kind == tidings_procedures::Kind::Subscription)
+            .map(|p| format!("/api/trpc/{}", p.name)),
+    ));
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         Error::bad_request(format!(
             "TIDINGS_LISTEN: cannot listen on {}: {e}",
@@ -186,11 +193,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let task = tokio::spawn(async move {
         // When the stop began, for the grace period's deadline.
         let (began_tx, mut began) = watch::channel(None::<Instant>);
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let serve = crate::listen::serve(listener, router, streams, async move {
             tokio::select! {
                 _ = rx => {}
                 _ = shutdown_signal() => {}
@@ -203,19 +206,17 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
             // Long-lived streams would hold the drain open: end them, each with a last event.
             hub.close();
             let _ = rpc_server.stop();
-        })
-        .into_future();
+        });
         let out_of_time = async {
             let _ = began.wait_for(Option::is_some).await;
             tokio::time::sleep(grace).await;
         };
-        let result = tokio::select! {
-            result = serve => result,
+        tokio::select! {
+            () = serve => {}
             _ = out_of_time => {
                 tracing::warn!("the grace period ran out; requests still in flight are dropped");
-                Ok(())
             }
-        };
+        }
         // Then background work gets what is left of the grace period.
         let left = began
             .borrow()
@@ -236,7 +237,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
             tracing::warn!("background tasks did not stop within the grace period");
         }
         tracing::info!("stopped");
-        result
+        Ok(())
     });
     tracing::info!(%addr, "Tidings is listening");
     Ok(RunningServer {
