@@ -15,6 +15,7 @@
 mod delivery;
 mod e2e;
 mod fanout;
+mod first_reads;
 mod inbox;
 mod realtime;
 mod smtp;

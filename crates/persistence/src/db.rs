@@ -30,6 +30,10 @@ pub struct Db {
     backend: Backend,
 }
 
+/// How much of an SQLite file is read through a memory map (address space, not memory: the
+/// pages are the operating system's file cache, shared by every connection).
+const MMAP_SIZE: u64 = 1 << 30;
+
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) without touching the schema.
     pub async fn connect(url: &str) -> Result<Self, Error> {
@@ -62,6 +66,11 @@ impl Db {
                             .synchronous(SqliteSynchronous::Normal)
                             .busy_timeout(Duration::from_secs(10))
                             .foreign_keys(true)
+                            // Pages are read through a memory map of the file rather than
+                            // copied in by a read call each: on a database larger than the
+                            // connection's own page cache, those calls were a fifth of
+                            // what a first inbox read cost.
+                            .pragma("mmap_size", MMAP_SIZE.to_string())
                     });
             }
             Backend::Postgres => {
