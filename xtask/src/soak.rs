@@ -23,7 +23,8 @@
 //! drains, and the audit compares: each user's notifications and unread count in the database
 //! (`notifications.query` with `filterCount`), the outbox's sent and failed rows (`/metrics`),
 //! the messages the SMTP server received (each expected one exactly once, nothing else), and
-//! each long-lived stream's events. The memory baseline is the server's resident memory once
+//! each long-lived stream's events. The memory baseline is the server's anonymous resident
+//! memory (`RssAnon`: its heap, not the SQLite file it maps, which grows with the data) once
 //! the warm-up has filled its caches (rounds of load until a round adds less than 1 MB); after
 //! the load, with the same streams open, the memory must be back within `--memory-slack-mb`
 //! plus 10% of it. The log must hold no error.
@@ -49,7 +50,7 @@ use crate::smtp::Sink;
 use crate::sse;
 use crate::util::{
     Backend, BenchReport, Result, RssSampler, Server, ServerArgs, TempDir, Which, create_key,
-    megabytes, rss_bytes, run_backends, scratch_database, start_server, tail, thousands,
+    heap_bytes, megabytes, run_backends, scratch_database, start_server, tail, thousands,
     url_encode,
 };
 
@@ -414,7 +415,7 @@ impl BenchReport for Report {
             thousands(self.churned as f64),
         );
         println!(
-            "  server RSS: baseline {}, peak {}, after {} (limit {})",
+            "  server anonymous RSS: baseline {}, peak {}, after {} (limit {})",
             megabytes(self.rss_baseline as f64),
             megabytes(self.rss_peak as f64),
             megabytes(self.rss_after as f64),
@@ -561,13 +562,13 @@ async fn drive(
     };
     // SQLite's page and statement caches (per pooled connection) fill for minutes under
     // this load; PostgreSQL's live in the database server.
-    let mut rss_baseline = rss_bytes(pid)?;
+    let mut rss_baseline = heap_bytes(pid)?;
     for round in 1..=args.warmup_rounds {
         sequence = load(args.warmup, sequence, u64::from(round)).await;
         admin.drain().await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss = rss_bytes(pid)?;
-        eprintln!("  round {round}: RSS {}", megabytes(rss as f64));
+        let rss = heap_bytes(pid)?;
+        eprintln!("  round {round}: anonymous RSS {}", megabytes(rss as f64));
         let settled = rss < rss_baseline + 1_000_000;
         rss_baseline = rss;
         if settled {
@@ -576,11 +577,11 @@ async fn drive(
     }
 
     eprintln!(
-        "Soaking for {} s (baseline RSS {})…",
+        "Soaking for {} s (baseline anonymous RSS {})…",
         args.duration,
         megabytes(rss_baseline as f64)
     );
-    let sampler = RssSampler::start(pid, Duration::from_millis(250));
+    let sampler = RssSampler::start_with(pid, Duration::from_millis(250), heap_bytes);
     // The memory curve, on standard error every tenth of the run: a leak climbs to the end,
     // a cache flattens out.
     let started = Instant::now();
@@ -588,9 +589,9 @@ async fn drive(
     let curve = tokio::spawn(async move {
         loop {
             tokio::time::sleep(step).await;
-            if let Ok(rss) = rss_bytes(pid) {
+            if let Ok(rss) = heap_bytes(pid) {
                 eprintln!(
-                    "  {:>5.0} s: RSS {}",
+                    "  {:>5.0} s: anonymous RSS {}",
                     started.elapsed().as_secs_f64(),
                     megabytes(rss as f64)
                 );
@@ -603,7 +604,7 @@ async fn drive(
     let outbox = admin.drain().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_peak = sampler.stop();
-    let rss_after = rss_bytes(pid)?;
+    let rss_after = heap_bytes(pid)?;
     streams.iter().for_each(|s| s.abort());
 
     eprintln!("Auditing…");

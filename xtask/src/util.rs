@@ -546,14 +546,25 @@ fn dechunk(mut body: &str) -> String {
 
 /// A process's resident memory (`VmRSS` in `/proc/<pid>/status`), in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A process's anonymous resident memory in bytes (`RssAnon`: its heap and stacks, without the
+/// file pages it maps, such as the binary or an SQLite database read through a memory map,
+/// which are the operating system's file cache).
+pub fn heap_bytes(pid: u32) -> Result<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
-        .ok_or_else(|| format!("{path} has no VmRSS line"))
+        .ok_or_else(|| format!("{path} has no {field} line"))
 }
 
 /// Samples a process's resident memory every `every` on a thread of its own until stopped,
@@ -566,12 +577,17 @@ pub struct RssSampler {
 
 impl RssSampler {
     pub fn start(pid: u32, every: Duration) -> Self {
+        Self::start_with(pid, every, rss_bytes)
+    }
+
+    /// As [`RssSampler::start`], sampling with `read` (e.g. [`heap_bytes`]).
+    pub fn start_with(pid: u32, every: Duration, read: fn(u32) -> Result<u64>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut peak = 0;
             loop {
-                peak = peak.max(rss_bytes(pid).unwrap_or(0));
+                peak = peak.max(read(pid).unwrap_or(0));
                 if stopping.load(Ordering::Relaxed) {
                     return peak;
                 }
