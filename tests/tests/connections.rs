@@ -115,6 +115,33 @@ async fn a_stream_and_the_requests_after_it_share_one_connection() {
 }
 
 #[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    each_backend(|app| async move {
+        let mut stream = connect(&app.base).await;
+        // A stream and, in the same write, the next request: it waits for the stream to end.
+        let both = format!(
+            "{}GET /healthz HTTP/1.1\r\nhost: tidings\r\nconnection: close\r\n\r\n",
+            get(ON_NEW, None, "")
+        );
+        stream.write_all(both.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut bytes))
+            .await
+            .expect("both answered, then the connection closes")
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let end = text.find("\r\n0\r\n\r\n").expect(&text);
+        let (first, second) = text.split_at(end + 7);
+        assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(first.contains("\"UNAUTHORIZED\""), "{text}");
+        assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(second.ends_with(r#"{"status":"ok"}"#), "{text}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_head_that_arrives_in_pieces_is_answered_all_the_same() {
     each_backend(|app| async move {
         let ann = app.user("ann").await;
