@@ -201,3 +201,45 @@ async fn owned_updates_tell_missing_from_foreign() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn data_that_is_not_json_is_left_out_rather_than_failing_the_read() {
+    use sea_orm::ConnectionTrait;
+    for backend in backends() {
+        let Some(test_db) = TestDb::create(&backend).await else {
+            continue;
+        };
+        let db = Db::connect_and_migrate(&test_db.url).await.unwrap();
+        let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+            let ann = user(&db, "ann").await;
+            let created = db
+                .insert_notifications(vec![note(&ann, "t")])
+                .await
+                .unwrap();
+            // A row edited by hand: Tidings itself writes only JSON there.
+            let raw = sea_orm::Database::connect(test_db.url.as_str())
+                .await
+                .unwrap();
+            raw.execute_unprepared("UPDATE notifications SET data = '{not json'")
+                .await
+                .unwrap();
+            let _ = raw.close().await;
+            let stored = db.notification(created[0].id).await.unwrap().unwrap();
+            assert_eq!(stored.data, None);
+            assert_eq!(stored.title, "t");
+            let page = db
+                .inbox_page(&ann, NotificationStatus::Inbox, false, None, 20)
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 1);
+            assert_eq!(page.items[0].data, None);
+        }))
+        .await;
+        let _ = db.close().await;
+        test_db.drop_now().await;
+        if let Err(panic) = outcome {
+            eprintln!("failed on {}", backend.name());
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

@@ -110,7 +110,14 @@ impl From<notifications::Model> for NotificationRecord {
             kind: m.r#type,
             title: m.title,
             message: m.message,
-            data: m.data.and_then(|d| serde_json::from_str(&d).ok()),
+            data: m.data.and_then(|text| match serde_json::from_str(&text) {
+                Ok(data) => Some(data),
+                // Tidings writes only JSON there; a row edited by hand is shown without it.
+                Err(e) => {
+                    tracing::warn!(id = %m.id, error = %e, "a notification's data is not JSON; left out");
+                    None
+                }
+            }),
             read: m.read,
             read_at: m.read_at,
             seen_at: m.seen_at,

@@ -98,12 +98,11 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
     tokio_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|e| Error::internal(HashError(e.to_string())))?;
+        let salt = SaltString::encode_b64(&salt).map_err(hash_error)?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| Error::internal(HashError(e.to_string())))
+            .map_err(hash_error)
     })
     .await
 }
@@ -113,8 +112,7 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
         // Without a stored hash, verify against a fixed one anyway, so that the answer takes
         // as long for an unknown email as for a wrong password.
         let stored = hash.as_deref().unwrap_or(DUMMY_HASH);
-        let parsed =
-            PasswordHash::new(stored).map_err(|e| Error::internal(HashError(e.to_string())))?;
+        let parsed = PasswordHash::new(stored).map_err(hash_error)?;
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
@@ -126,16 +124,12 @@ async fn verify_password(password: String, hash: Option<String>) -> Result<bool,
 /// argon2id of a random password nobody knows, at the default parameters.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1Yw0Mb2yI3Uyq0I4GxkZ3gWJ0mXn3vj4u8uOQ3z9y2E";
 
-#[derive(Debug)]
-struct HashError(String);
-
-impl std::fmt::Display for HashError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "password hashing failed: {}", self.0)
-    }
+/// A failure of the password hash library, as an internal error.
+fn hash_error(e: impl std::fmt::Display) -> Error {
+    Error::internal(std::io::Error::other(format!(
+        "password hashing failed: {e}"
+    )))
 }
-
-impl std::error::Error for HashError {}
 
 async fn tokio_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
