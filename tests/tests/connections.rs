@@ -115,6 +115,29 @@ async fn a_stream_and_the_requests_after_it_share_one_connection() {
 }
 
 #[tokio::test]
+async fn a_client_that_asks_to_close_is_told_so_and_the_connection_closes() {
+    each_backend(|app| async move {
+        let mut stream = connect(&app.base).await;
+        stream
+            .write_all(get(ON_NEW, None, "connection: close\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut bytes))
+            .await
+            .expect("the connection closes after the stream")
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        assert_eq!(head.matches("connection:").count(), 1, "{text}");
+        assert!(head.contains("connection: close\r\n"), "{text}");
+        assert!(text.ends_with("\r\n0\r\n\r\n"), "{text}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     each_backend(|app| async move {
         let mut stream = connect(&app.base).await;

@@ -168,7 +168,16 @@ impl Connection {
         let mut out = Vec::with_capacity(512);
         let reason = parts.status.canonical_reason().unwrap_or("");
         let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", parts.status.as_str());
-        write_headers(&mut out, &parts.headers);
+        for (name, value) in &parts.headers {
+            // A client that asked to close hears so, whatever the response said.
+            if close && name == CONNECTION {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         if !parts.headers.contains_key(DATE) {
             let _ = write!(
                 out,
@@ -176,7 +185,7 @@ impl Connection {
                 httpdate::fmt_http_date(SystemTime::now())
             );
         }
-        if close && !parts.headers.contains_key(CONNECTION) {
+        if close {
             out.extend_from_slice(b"connection: close\r\n");
         }
         let after = if close { After::Close } else { After::Next };
@@ -343,15 +352,6 @@ fn parse_head(bytes: &[u8], streams: &StreamPaths) -> Option<Sniffed> {
 async fn client_gone(stream: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     !matches!(stream.peek(&mut byte).await, Ok(n) if n > 0)
-}
-
-fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 #[cfg(test)]
