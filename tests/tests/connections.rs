@@ -59,6 +59,16 @@ async fn read_until(
     })
 }
 
+/// Everything the server sends until it closes the connection (`why` it should).
+async fn read_until_closed(stream: &mut TcpStream, why: &str) -> String {
+    let mut bytes = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut bytes))
+        .await
+        .unwrap_or_else(|_| panic!("{why}: not closed within {WAIT:?}"))
+        .expect("read");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[tokio::test]
 async fn a_stream_and_the_requests_after_it_share_one_connection() {
     each_backend(|app| async move {
@@ -101,12 +111,8 @@ async fn a_stream_and_the_requests_after_it_share_one_connection() {
             .write_all(b"GET /healthz HTTP/1.1\r\nhost: tidings\r\nconnection: close\r\n\r\n")
             .await
             .unwrap();
-        let mut rest = Vec::new();
-        tokio::time::timeout(WAIT, stream.read_to_end(&mut rest))
-            .await
-            .expect("the connection closes after the last request")
-            .unwrap();
-        let rest = String::from_utf8_lossy(&rest);
+        let rest =
+            read_until_closed(&mut stream, "the connection closes after the last request").await;
         assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
         assert!(rest.ends_with(r#"{"status":"ok"}"#), "{rest}");
         app.stop().await;
@@ -122,12 +128,9 @@ async fn a_client_that_asks_to_close_is_told_so_and_the_connection_closes() {
             .write_all(get(ON_NEW, None, "connection: close\r\n").as_bytes())
             .await
             .unwrap();
-        let mut bytes = Vec::new();
-        tokio::time::timeout(WAIT, stream.read_to_end(&mut bytes))
+        let text = read_until_closed(&mut stream, "the connection closes after the stream")
             .await
-            .expect("the connection closes after the stream")
-            .unwrap();
-        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+            .to_ascii_lowercase();
         let head = text.split("\r\n\r\n").next().unwrap_or_default();
         assert_eq!(head.matches("connection:").count(), 1, "{text}");
         assert!(head.contains("connection: close\r\n"), "{text}");
@@ -147,12 +150,8 @@ async fn pipelined_requests_are_answered_in_order() {
             get(ON_NEW, None, "")
         );
         stream.write_all(both.as_bytes()).await.unwrap();
-        let mut bytes = Vec::new();
-        tokio::time::timeout(WAIT, stream.read_to_end(&mut bytes))
-            .await
-            .expect("both answered, then the connection closes")
-            .unwrap();
-        let text = String::from_utf8_lossy(&bytes);
+        let text =
+            read_until_closed(&mut stream, "both answered, then the connection closes").await;
         let end = text.find("\r\n0\r\n\r\n").expect(&text);
         let (first, second) = text.split_at(end + 7);
         assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");

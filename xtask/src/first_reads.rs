@@ -23,7 +23,7 @@ use crate::wrk::Measurement;
 pub fn measure(
     server: SocketAddr,
     path: &str,
-    tokens: &[String],
+    tokens: Arc<Vec<String>>,
     connections: u32,
 ) -> Result<Measurement> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -31,7 +31,6 @@ pub fn measure(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the load client: {e}"))?;
-    let tokens: Arc<Vec<String>> = Arc::new(tokens.to_vec());
     runtime.block_on(async {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();

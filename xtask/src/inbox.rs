@@ -28,7 +28,8 @@ use serde_json::Value;
 use crate::first_reads;
 use crate::util::{
     Backend, BenchReport, Result, Server, ServerArgs, TempDir, Which, http_get, millis,
-    run_backends, run_demo, scratch_database, start_server, tail, thousands, url_encode,
+    read_tokens, run_backends, run_demo, scratch_database, start_server, tail, thousands,
+    url_encode,
 };
 use crate::wrk::{self, Load, Measurement};
 
@@ -291,28 +292,21 @@ fn bench_backend(
     let mut server = start_server(binary, database_url, &dir, &[])?;
 
     let endpoints = endpoints();
-    sanity_check(&server, &endpoints, &tokens, args.per_user)?;
+    let users = std::sync::Arc::new(read_tokens(&tokens)?);
+    let first_user = users
+        .first()
+        .ok_or("tidings demo wrote no session tokens")?;
+    sanity_check(&server, &endpoints, first_user, args.per_user)?;
 
     // Every user's reads once, caches empty, before the load that measures the steady state.
-    let users: Vec<String> = std::fs::read_to_string(&tokens)
-        .map_err(|e| format!("cannot read {}: {e}", tokens.display()))?
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
     let mut first_reads = Vec::new();
     for endpoint in endpoints.iter().filter(|e| !e.ceiling) {
         eprintln!(
             "First read of every user's {} ({} connections)…",
             endpoint.label, args.connections
         );
-        let m = first_reads::measure(server.addr, &endpoint.path, &users, args.connections)?;
-        eprintln!(
-            "  {} requests/s, p50 {}, p99 {}",
-            thousands(m.requests_per_second),
-            millis(m.p50),
-            millis(m.p99)
-        );
+        let m = first_reads::measure(server.addr, &endpoint.path, users.clone(), args.connections)?;
+        eprintln!("  {}", m.summary());
         first_reads.push((endpoint.label, m));
     }
 
@@ -341,12 +335,7 @@ fn bench_backend(
         );
         let m = wrk::run(&url(endpoint), &script, load)?;
         check_replies(endpoint, &m)?;
-        eprintln!(
-            "  {} requests/s, p50 {}, p99 {}",
-            thousands(m.requests_per_second),
-            millis(m.p50),
-            millis(m.p99)
-        );
+        eprintln!("  {}", m.summary());
         rows.push((endpoint.label, endpoint.ceiling, m));
     }
     server.stop();
@@ -368,19 +357,7 @@ fn bench_backend(
 
 /// Before any load: the first user's reads answer 200 with what the benchmark expects, and
 /// without a cookie they answer 401 (so the load really goes through the session lookup).
-fn sanity_check(
-    server: &Server,
-    endpoints: &[Endpoint],
-    tokens: &Path,
-    per_user: u32,
-) -> Result<()> {
-    let text = std::fs::read_to_string(tokens)
-        .map_err(|e| format!("cannot read {}: {e}", tokens.display()))?;
-    let token = text
-        .lines()
-        .next()
-        .filter(|t| !t.is_empty())
-        .ok_or("tidings demo wrote no session tokens")?;
+fn sanity_check(server: &Server, endpoints: &[Endpoint], token: &str, per_user: u32) -> Result<()> {
     let cookie = format!("tidings_session={token}");
     for endpoint in endpoints.iter().filter(|e| !e.ceiling) {
         let reply = http_get(server.addr, &endpoint.path, Some(&cookie))?;

@@ -31,8 +31,8 @@ use crate::sse;
 
 use crate::util::{
     Backend, BenchReport, Result, Server, ServerArgs, TempDir, Which, create_key, http_post_json,
-    megabytes, millis, quantile, rss_bytes, run_backends, run_demo, scratch_database, start_server,
-    tail, thousands,
+    megabytes, millis, quantile, read_tokens, rss_bytes, run_backends, run_demo, scratch_database,
+    start_server, tail, thousands,
 };
 
 /// Each idle subscriber may cost the server at most this much memory…
@@ -291,12 +291,7 @@ fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result
             tokens_file.display().to_string(),
         ],
     )?;
-    let tokens: Vec<String> = std::fs::read_to_string(&tokens_file)
-        .map_err(|e| format!("cannot read {}: {e}", tokens_file.display()))?
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let tokens = read_tokens(&tokens_file)?;
     if tokens.len() != subscribers {
         return Err(format!(
             "tidings demo wrote {} session tokens for {subscribers} users: {summary}",

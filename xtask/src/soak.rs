@@ -24,7 +24,7 @@
 //! (`notifications.query` with `filterCount`), the outbox's sent and failed rows (`/metrics`),
 //! the messages the SMTP server received (each expected one exactly once, nothing else), and
 //! each long-lived stream's events. The memory baseline is the server's anonymous resident
-//! memory (`RssAnon`: its heap, not the SQLite file it maps, which grows with the data) once
+//! memory (`RssAnon`: its heap, not file pages it maps, such as its own binary) once
 //! the warm-up has filled its caches (rounds of load until a round adds less than 1 MB); after
 //! the load, with the same streams open, the memory must be back within `--memory-slack-mb`
 //! plus 10% of it. The log must hold no error.

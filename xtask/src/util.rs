@@ -544,13 +544,23 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// The session tokens `tidings demo --sessions-out` wrote, one per user, in user order.
+pub fn read_tokens(path: &Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// A process's resident memory (`VmRSS` in `/proc/<pid>/status`), in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     status_kib(pid, "VmRSS:")
 }
 
 /// A process's anonymous resident memory in bytes (`RssAnon`: its heap and stacks, without the
-/// file pages it maps, such as the binary or an SQLite database read through a memory map,
+/// file pages it maps, such as its own binary paged in as code runs for the first time,
 /// which are the operating system's file cache).
 pub fn heap_bytes(pid: u32) -> Result<u64> {
     status_kib(pid, "RssAnon:")

@@ -91,6 +91,18 @@ pub struct Measurement {
     pub socket_errors_text: Option<String>,
 }
 
+impl Measurement {
+    /// Requests per second, p50 and p99, on one line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests/s, p50 {}, p99 {}",
+            crate::util::thousands(self.requests_per_second),
+            crate::util::millis(self.p50),
+            crate::util::millis(self.p99)
+        )
+    }
+}
+
 /// Load settings shared by every endpoint in a run.
 #[derive(Clone, Copy, Debug)]
 pub struct Load {

@@ -118,6 +118,12 @@ impl Error {
         }
     }
 
+    /// An internal failure described by `reason` alone (no error value to keep): the client
+    /// sees a generic message, the log sees the reason.
+    pub fn internal_reason(reason: impl Into<String>) -> Self {
+        Self::internal(std::io::Error::other(reason.into()))
+    }
+
     pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self {
             code: ErrorCode::InternalServerError,

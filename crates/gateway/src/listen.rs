@@ -21,6 +21,7 @@ use axum::Router;
 use axum::body::{Body, HttpBody as _};
 use axum::extract::ConnectInfo;
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use axum::http::response::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -132,7 +133,7 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         loop {
             let sniffed = tokio::select! {
-                sniffed = sniff(&stream, &self.streams) => sniffed,
+                sniffed = sniff(&mut stream, &self.streams) => sniffed,
                 // An idle connection closes when the server stops.
                 () = stopped(&mut self.stopping) => return,
             };
@@ -149,100 +150,28 @@ impl Connection {
         self.serve_with_hyper(stream).await;
     }
 
-    /// Answers one request whose head was read already, writing the response as it comes.
+    /// Answers one request whose head was taken off the socket, writing the response as it
+    /// comes.
     async fn answer(&self, stream: &mut TcpStream, head: Sniffed) -> std::io::Result<After> {
-        let Sniffed {
-            mut request,
-            length,
-            close,
-        } = head;
-        // The head was only looked at so far: take it off the socket.
-        let mut consumed = vec![0; length];
-        tokio::io::AsyncReadExt::read_exact(stream, &mut consumed).await?;
-        drop(consumed);
+        let Sniffed { mut request, close } = head;
         request.extensions_mut().insert(ConnectInfo(self.remote));
         let Ok(response) = self.router.clone().oneshot(request).await;
         let (parts, body) = response.into_parts();
-        let exact = body.size_hint().exact();
         let close = close || parts.headers.get(CONNECTION).is_some_and(|v| v == "close");
-        let mut out = Vec::with_capacity(512);
-        let reason = parts.status.canonical_reason().unwrap_or("");
-        let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", parts.status.as_str());
-        for (name, value) in &parts.headers {
-            // A client that asked to close hears so, whatever the response said.
-            if close && name == CONNECTION {
-                continue;
-            }
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        if !parts.headers.contains_key(DATE) {
-            let _ = write!(
-                out,
-                "date: {}\r\n",
-                httpdate::fmt_http_date(SystemTime::now())
-            );
-        }
-        if close {
-            out.extend_from_slice(b"connection: close\r\n");
-        }
         let after = if close { After::Close } else { After::Next };
-        if let Some(length) = exact {
+        let length = body.size_hint().exact();
+        let mut out = response_head(&parts, close, length);
+        if length.is_some() {
             // A whole answer (a refusal): one write.
-            if !parts.headers.contains_key(CONTENT_LENGTH) {
-                let _ = write!(out, "content-length: {length}\r\n");
-            }
-            out.extend_from_slice(b"\r\n");
             let bytes = body.collect().await.map_err(std::io::Error::other)?;
             out.extend_from_slice(&bytes.to_bytes());
             stream.write_all(&out).await?;
-            return Ok(after);
+        } else {
+            stream.write_all(&out).await?;
+            drop(out);
+            stream_body(stream, body).await?;
         }
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
-        stream.write_all(&out).await?;
-        drop(out);
-        self.stream_body(stream, body).await?;
         Ok(after)
-    }
-
-    /// Writes each frame of `body` as a chunk as soon as it comes, and ends early when the
-    /// client goes away (which drops the body, and with it the subscription).
-    async fn stream_body(&self, stream: &mut TcpStream, mut body: Body) -> std::io::Result<()> {
-        let mut watching = true;
-        loop {
-            let frame = tokio::select! {
-                frame = body.frame() => frame,
-                gone = client_gone(stream), if watching => {
-                    if gone {
-                        return Err(std::io::ErrorKind::ConnectionAborted.into());
-                    }
-                    // The client sent its next request already: it waits until this ends.
-                    watching = false;
-                    continue;
-                }
-            };
-            match frame {
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let mut chunk = Vec::with_capacity(data.len() + 12);
-                    let _ = write!(chunk, "{:x}\r\n", data.len());
-                    chunk.extend_from_slice(&data);
-                    chunk.extend_from_slice(b"\r\n");
-                    stream.write_all(&chunk).await?;
-                }
-                // The body failed: the client sees the connection end without the last
-                // chunk, so it knows the response was cut short.
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return stream.write_all(b"0\r\n\r\n").await,
-            }
-        }
     }
 
     /// Hands the connection to hyper for the rest of its life.
@@ -278,30 +207,110 @@ impl Connection {
     }
 }
 
-/// A request head answered here, read but not yet taken off the socket.
+/// The status line and header fields of `parts`, with `date`, `connection: close` when the
+/// connection ends after it, and the body's framing: its length when known, else chunks.
+fn response_head(parts: &Parts, close: bool, length: Option<u64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", parts.status.as_str());
+    for (name, value) in &parts.headers {
+        // A client that asked to close hears so, whatever the response said.
+        if close && name == CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(DATE) {
+        let _ = write!(
+            out,
+            "date: {}\r\n",
+            httpdate::fmt_http_date(SystemTime::now())
+        );
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    match length {
+        Some(_) if parts.headers.contains_key(CONTENT_LENGTH) => {}
+        Some(length) => {
+            let _ = write!(out, "content-length: {length}\r\n");
+        }
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Writes each frame of `body` as a chunk as soon as it comes, and ends early when the
+/// client goes away (which drops the body, and with it the subscription).
+async fn stream_body(stream: &mut TcpStream, mut body: Body) -> std::io::Result<()> {
+    let mut watching = true;
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            gone = client_gone(stream), if watching => {
+                if gone {
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
+                }
+                // The client sent its next request already: it waits until this ends.
+                watching = false;
+                continue;
+            }
+        };
+        match frame {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                let mut chunk = Vec::with_capacity(data.len() + 12);
+                let _ = write!(chunk, "{:x}\r\n", data.len());
+                chunk.extend_from_slice(&data);
+                chunk.extend_from_slice(b"\r\n");
+                stream.write_all(&chunk).await?;
+            }
+            // The body failed: the client sees the connection end without the last
+            // chunk, so it knows the response was cut short.
+            Some(Err(e)) => return Err(std::io::Error::other(e)),
+            None => return stream.write_all(b"0\r\n\r\n").await,
+        }
+    }
+}
+
+/// A request head answered here.
 struct Sniffed {
     request: Request<Body>,
-    /// The head's length in bytes.
-    length: usize,
     /// Whether the client asked to close the connection after it.
     close: bool,
 }
 
-/// Looks at the first bytes of the next request without taking them: a subscription `GET`
-/// whose whole head is there becomes a request answered here; `None` hands the connection to
-/// hyper; an error (or the client closing) ends it.
-async fn sniff(stream: &TcpStream, streams: &StreamPaths) -> std::io::Result<Option<Sniffed>> {
+/// Looks at the first bytes of the next request: a subscription `GET` whose whole head is
+/// there is taken off the socket and answered here; `None` hands the connection, its bytes
+/// untouched, to hyper; an error (or the client closing) ends it.
+async fn sniff(stream: &mut TcpStream, streams: &StreamPaths) -> std::io::Result<Option<Sniffed>> {
+    // An idle connection waits here without a buffer; one is needed once bytes came.
+    stream.readable().await?;
     let mut bytes = vec![0; MAX_HEAD];
     let n = stream.peek(&mut bytes).await?;
     if n == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(parse_head(&bytes[..n], streams))
+    let Some((sniffed, length)) = parse_head(&bytes[..n], streams) else {
+        return Ok(None);
+    };
+    tokio::io::AsyncReadExt::read_exact(stream, &mut bytes[..length]).await?;
+    Ok(Some(sniffed))
 }
 
-/// The request in `bytes` when it is one answered here: a complete HTTP/1.1 `GET` head for an
-/// event stream's path, without a body or an upgrade, with valid header fields.
-fn parse_head(bytes: &[u8], streams: &StreamPaths) -> Option<Sniffed> {
+/// The request in `bytes`, with the length of its head, when it is one answered here: a
+/// complete HTTP/1.1 `GET` head for an event stream's path, without a body or an upgrade, with
+/// valid header fields.
+fn parse_head(bytes: &[u8], streams: &StreamPaths) -> Option<(Sniffed, usize)> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut fields);
     let httparse::Status::Complete(length) = head.parse(bytes).ok()? else {
@@ -341,11 +350,7 @@ fn parse_head(bytes: &[u8], streams: &StreamPaths) -> Option<Sniffed> {
     *request.uri_mut() = target.parse::<Uri>().ok()?;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    Some(Sniffed {
-        request,
-        length,
-        close,
-    })
+    Some((Sniffed { request, close }, length))
 }
 
 /// Resolves when the client closed its side (`true`) or sent more bytes (`false`).
@@ -365,8 +370,8 @@ mod tests {
     #[test]
     fn a_subscription_head_is_answered_here() {
         let head = b"GET /api/trpc/notifications.onNew?input=%7B%7D HTTP/1.1\r\nHost: x\r\nCookie: tidings_session=abc\r\nAccept: text/event-stream\r\n\r\n";
-        let sniffed = parse_head(head, &streams()).expect("answered here");
-        assert_eq!(sniffed.length, head.len());
+        let (sniffed, length) = parse_head(head, &streams()).expect("answered here");
+        assert_eq!(length, head.len());
         assert!(!sniffed.close);
         assert_eq!(
             sniffed.request.uri().query(),
@@ -400,9 +405,35 @@ mod tests {
     }
 
     #[test]
+    fn a_response_head_frames_its_body_and_says_close_once() {
+        let response = axum::http::Response::builder()
+            .status(200)
+            .header(CONNECTION, "keep-alive")
+            .header("content-type", "text/event-stream")
+            .body(())
+            .unwrap();
+        let (parts, ()) = response.into_parts();
+        let streamed = String::from_utf8(response_head(&parts, false, None)).unwrap();
+        assert!(streamed.starts_with("HTTP/1.1 200 OK\r\n"), "{streamed}");
+        assert!(
+            streamed.contains("connection: keep-alive\r\n"),
+            "{streamed}"
+        );
+        assert!(streamed.contains("date: "), "{streamed}");
+        assert!(
+            streamed.ends_with("transfer-encoding: chunked\r\n\r\n"),
+            "{streamed}"
+        );
+        let closing = String::from_utf8(response_head(&parts, true, Some(5))).unwrap();
+        assert_eq!(closing.matches("connection:").count(), 1, "{closing}");
+        assert!(closing.contains("connection: close\r\n"), "{closing}");
+        assert!(closing.ends_with("content-length: 5\r\n\r\n"), "{closing}");
+    }
+
+    #[test]
     fn connection_close_is_heard() {
         let head =
             b"GET /api/trpc/notifications.onNew HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n";
-        assert!(parse_head(head, &streams()).expect("answered here").close);
+        assert!(parse_head(head, &streams()).expect("answered here").0.close);
     }
 }

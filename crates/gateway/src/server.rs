@@ -71,14 +71,15 @@ fn json_status(status: StatusCode, body: &'static str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Builds every route of the service over one app; `stop` ends JSON-RPC connections.
-pub fn router(
+/// Builds every route of the service over one app and registry; `stop` ends JSON-RPC
+/// connections.
+fn router(
     app: App,
+    registry: Arc<Registry>,
     config: &Config,
     limiter: Arc<Limiter>,
     stop: jsonrpsee::server::StopHandle,
 ) -> Router {
-    let registry = Arc::new(Registry::new());
     let json_rpc = Router::new()
         .route("/rpc", any(rpc::handle))
         .with_state(RpcState::new(
@@ -173,14 +174,15 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let background = app.background.clone();
     let limiter = Arc::new(Limiter::new(&config.limits));
     forget_idle_clients(&app, limiter.clone());
-    let router = router(app, &config, limiter, stop);
+    let registry = Arc::new(Registry::new());
     // Event streams are answered off hyper's connection buffers (see `listen`).
     let streams = Arc::new(crate::listen::StreamPaths::new(
-        Registry::new()
+        registry
             .iter()
             .filter(|p| p.kind == tidings_procedures::Kind::Subscription)
             .map(|p| format!("/api/trpc/{}", p.name)),
     ));
+    let router = router(app, registry, &config, limiter, stop);
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         Error::bad_request(format!(
             "TIDINGS_LISTEN: cannot listen on {}: {e}",

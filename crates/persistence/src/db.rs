@@ -30,10 +30,6 @@ pub struct Db {
     backend: Backend,
 }
 
-/// How much of an SQLite file is read through a memory map (address space, not memory: the
-/// pages are the operating system's file cache, shared by every connection).
-const MMAP_SIZE: u64 = 1 << 30;
-
 impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) without touching the schema.
     pub async fn connect(url: &str) -> Result<Self, Error> {
@@ -66,11 +62,6 @@ impl Db {
                             .synchronous(SqliteSynchronous::Normal)
                             .busy_timeout(Duration::from_secs(10))
                             .foreign_keys(true)
-                            // Pages are read through a memory map of the file rather than
-                            // copied in by a read call each: on a database larger than the
-                            // connection's own page cache, those calls were a fifth of
-                            // what a first inbox read cost.
-                            .pragma("mmap_size", MMAP_SIZE.to_string())
                     });
             }
             Backend::Postgres => {
@@ -285,11 +276,7 @@ pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Er
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
         .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            Error::internal(std::io::Error::other(format!(
-                "unreadable timestamp {text:?}"
-            )))
-        })
+        .ok_or_else(|| Error::internal_reason(format!("unreadable timestamp {text:?}")))
 }
 
 #[cfg(test)]

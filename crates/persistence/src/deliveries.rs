@@ -379,7 +379,7 @@ impl Db {
         let row = self
             .query_one("SELECT value FROM settings WHERE \"key\" = ?", [key.into()])
             .await?
-            .ok_or_else(|| Error::internal(std::io::Error::other("setting vanished")))?;
+            .ok_or_else(|| Error::internal_reason("setting vanished"))?;
         get(&row, "value")
     }
 }

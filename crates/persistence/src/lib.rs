@@ -35,5 +35,5 @@ pub use notifications::{
     OwnedUpdate, RecordChanges, RecordFilter, RecordQuery, RecordsPage, TextMatch, TypeRecord,
 };
 pub use preferences::PreferenceOverride;
-pub use realtime::{EVENTS_CHANNEL, Heard};
+pub use realtime::{EVENTS_CHANNEL, FanOutMark, Heard};
 pub use sessions::SessionLookup;

@@ -43,61 +43,45 @@ fn record_json(backend: Backend) -> &'static str {
     }
 }
 
-/// A notification row read as JSON (see [`record_json`]): id, user, organization, type,
-/// title, message, data, read, read at, seen at, status, sender, collection, item, created at.
-type RecordRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Flag,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-);
+/// A notification row read as JSON (see [`record_json`]): a JSON array, whose elements serde
+/// takes in the fields' order.
+#[derive(serde::Deserialize)]
+struct RecordRow {
+    id: String,
+    user_id: String,
+    organization_id: String,
+    kind: String,
+    title: String,
+    message: String,
+    data: Option<String>,
+    read: Flag,
+    read_at: Option<String>,
+    seen_at: Option<String>,
+    status: String,
+    sender_id: Option<String>,
+    collection: Option<String>,
+    item: Option<String>,
+    created_at: String,
+}
 
 /// A row read as JSON becomes the entity's model, which [`NotificationRecord`] is made from.
 fn model_of(row: RecordRow) -> Result<notifications::Model, Error> {
-    let (
-        id,
-        user_id,
-        organization_id,
-        r#type,
-        title,
-        message,
-        data,
-        read,
-        read_at,
-        seen_at,
-        status,
-        sender_id,
-        collection,
-        item,
-        created_at,
-    ) = row;
     Ok(notifications::Model {
-        id: uuid::Uuid::parse_str(&id).map_err(Error::internal)?,
-        user_id,
-        organization_id,
-        r#type,
-        title,
-        message,
-        data,
-        read: read.0,
-        read_at: read_at.as_deref().map(parse_time).transpose()?,
-        seen_at: seen_at.as_deref().map(parse_time).transpose()?,
-        status,
-        sender_id,
-        collection,
-        item,
-        created_at: parse_time(&created_at)?,
+        id: uuid::Uuid::parse_str(&row.id).map_err(Error::internal)?,
+        user_id: row.user_id,
+        organization_id: row.organization_id,
+        r#type: row.kind,
+        title: row.title,
+        message: row.message,
+        data: row.data,
+        read: row.read.0,
+        read_at: row.read_at.as_deref().map(parse_time).transpose()?,
+        seen_at: row.seen_at.as_deref().map(parse_time).transpose()?,
+        status: row.status,
+        sender_id: row.sender_id,
+        collection: row.collection,
+        item: row.item,
+        created_at: parse_time(&row.created_at)?,
     })
 }
 

@@ -15,6 +15,15 @@ use crate::entities::notifications;
 use crate::fanout::IdRange;
 use crate::notifications::{Counts, NotificationRecord};
 
+/// One user's item of a fan-out: what differs between the items of one fan-out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FanOutMark {
+    pub user_id: ExternalId,
+    pub id: NotificationId,
+    pub read: bool,
+    pub seen_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Users per statement when reading for many subscribers at once.
 const USERS_PER_STATEMENT: usize = 500;
 
@@ -104,34 +113,25 @@ impl Db {
             .map_err(classify)
     }
 
-    /// The inbox items of `users` (each with its organization) with ids in `ids` (one
-    /// fan-out's), oldest first: what a fan-out brought the users subscribed to this process,
-    /// read in a few statements.
+    /// What a fan-out (its new items have ids in `ids`) brought each of `users`, oldest first:
+    /// the users subscribed to this process, read in a few statements.
     ///
     /// Every item of one fan-out was written by one statement with one rendered content, so
     /// only what differs per item (user, id, read, seen) is read, from the inbox index alone,
-    /// as one JSON row per statement (a row per item costs more to hand over than to find), and
-    /// the content is read once, from the first item. `read_at` is not in the index and is
-    /// left empty: live events do not show it.
-    pub async fn inbox_in_range(
+    /// as one JSON row per statement (a row per item costs more to hand over than to find); the
+    /// content is the same as any one item's ([`Db::notification`]).
+    pub async fn fan_out_marks(
         &self,
-        users: &[(&str, &ExternalId)],
+        users: &[&str],
         ids: IdRange,
-    ) -> Result<Vec<NotificationRecord>, Error> {
-        let organization_of: HashMap<&str, &ExternalId> = users.iter().copied().collect();
+    ) -> Result<Vec<FanOutMark>, Error> {
         let item = match self.backend() {
             Backend::Sqlite => "json_array(user_id, lower(hex(id)), \"read\", seen_at)",
             Backend::Postgres => {
                 "json_build_array(user_id, replace(CAST(id AS text), '-', ''), \"read\", seen_at)"
             }
         };
-        type Found = (
-            String,
-            NotificationId,
-            bool,
-            Option<chrono::DateTime<chrono::Utc>>,
-        );
-        let mut found: Vec<Found> = Vec::new();
+        let mut found = Vec::new();
         for chunk in users.chunks(USERS_PER_STATEMENT) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut values: Vec<sea_orm::Value> = vec![
@@ -139,7 +139,7 @@ impl Db {
                 ids.first.0.into(),
                 ids.last.0.into(),
             ];
-            values.extend(chunk.iter().map(|(u, _)| (*u).into()));
+            values.extend(chunk.iter().map(|u| (*u).into()));
             let rows: Vec<(String, String, Flag, Option<String>)> = self
                 .json_rows(
                     &format!(
@@ -150,41 +150,16 @@ impl Db {
                 )
                 .await?;
             for (user, id, read, seen) in rows {
-                let id = uuid::Uuid::parse_str(&id).map_err(Error::internal)?;
-                let seen_at = seen.as_deref().map(parse_time).transpose()?;
-                found.push((user, NotificationId(id), read.0, seen_at));
+                found.push(FanOutMark {
+                    user_id: ExternalId::from_trusted(user),
+                    id: NotificationId(uuid::Uuid::parse_str(&id).map_err(Error::internal)?),
+                    read: read.0,
+                    seen_at: seen.as_deref().map(parse_time).transpose()?,
+                });
             }
         }
-        found.sort_by_key(|(_, id, _, _)| *id);
-        let Some((_, first, _, _)) = found.first() else {
-            return Ok(Vec::new());
-        };
-        let Some(content) = notifications::Entity::find_by_id(first.0)
-            .one(&self.conn)
-            .await
-            .map_err(classify)?
-            .map(NotificationRecord::from)
-        else {
-            // Deleted since: the subscriptions read for themselves.
-            return Err(Error::not_found(
-                "a fan-out's item was deleted while it was read",
-            ));
-        };
-        Ok(found
-            .into_iter()
-            .map(|(user, id, read, seen_at)| NotificationRecord {
-                id,
-                organization_id: organization_of
-                    .get(user.as_str())
-                    .map_or_else(|| content.organization_id.clone(), |o| (*o).clone()),
-                user_id: ExternalId::from_trusted(user),
-                read,
-                read_at: None,
-                seen_at,
-                status: NotificationStatus::Inbox,
-                ..content.clone()
-            })
-            .collect())
+        found.sort_by_key(|m| m.id);
+        Ok(found)
     }
 
     /// The inbox counts of each of `users` (zero for a user without items), in a few statements.

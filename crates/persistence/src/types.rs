@@ -64,6 +64,6 @@ impl Db {
             .map_err(classify)?;
         self.notification_type(&c.key)
             .await?
-            .ok_or_else(|| Error::internal(std::io::Error::other("upserted type vanished")))
+            .ok_or_else(|| Error::internal_reason("upserted type vanished"))
     }
 }

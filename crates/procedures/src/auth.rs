@@ -126,9 +126,7 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 /// A failure of the password hash library, as an internal error.
 fn hash_error(e: impl std::fmt::Display) -> Error {
-    Error::internal(std::io::Error::other(format!(
-        "password hashing failed: {e}"
-    )))
+    Error::internal_reason(format!("password hashing failed: {e}"))
 }
 
 async fn tokio_blocking<T: Send + 'static>(

@@ -445,47 +445,15 @@ impl Hub {
     /// Reads a fan-out's items and the counts of the `woken` users (with their organizations)
     /// in a few statements, keeps the counts, and wakes each subscription with its items.
     async fn deliver_fan_out(self, woken: Vec<(String, ExternalId)>, ids: IdRange) {
+        // Every item of the fan-out has the same content: it is read once, with the first.
+        let mut content = None;
         // Slice by slice, so the first subscribers hear while the rest are being read.
         for slice in woken.chunks(FAN_OUT_SLICE) {
-            self.deliver_slice(slice, ids).await;
-        }
-    }
-
-    async fn deliver_slice(&self, woken: &[(String, ExternalId)], ids: IdRange) {
-        let users: Vec<&str> = woken.iter().map(|(u, _)| u.as_str()).collect();
-        let epoch = self.0.caches.counts_epoch();
-        let with_orgs: Vec<(&str, &ExternalId)> =
-            woken.iter().map(|(u, o)| (u.as_str(), o)).collect();
-        // Two independent statements, on two pooled connections at once.
-        let read = async {
-            let (items, counts) = tokio::join!(
-                self.0.db.inbox_in_range(&with_orgs, ids),
-                self.0.db.counts_of(&users)
-            );
-            Ok::<_, Error>((items?, counts?))
-        };
-        let mut items_of: HashMap<String, Vec<NotificationRecord>> = HashMap::new();
-        match read.await {
-            Ok((items, counts)) => {
-                let orgs: HashMap<&str, &ExternalId> =
-                    woken.iter().map(|(u, o)| (u.as_str(), o)).collect();
-                for (user, c) in counts {
-                    if let Some(org) = orgs.get(user.as_str()) {
-                        self.0.caches.keep_counts(&user, org, c, epoch);
-                    }
-                }
-                for item in items {
-                    items_of
-                        .entry(item.user_id.as_str().to_owned())
-                        .or_default()
-                        .push(item);
-                }
-            }
-            Err(e) => {
+            if let Err(e) = self.deliver_slice(slice, ids, &mut content).await {
                 // Each subscription reads for itself instead.
                 tracing::warn!(error = %e, "could not read a fan-out for its subscribers");
                 let registry = lock(&self.0.subscribers);
-                for (user, _) in woken {
+                for (user, _) in slice {
                     registry
                         .by_user
                         .get(user)
@@ -493,7 +461,53 @@ impl Hub {
                         .flatten()
                         .for_each(Subscriber::wake_to_read);
                 }
-                return;
+            }
+        }
+    }
+
+    async fn deliver_slice(
+        &self,
+        woken: &[(String, ExternalId)],
+        ids: IdRange,
+        content: &mut Option<NotificationRecord>,
+    ) -> Result<(), Error> {
+        let db = &self.0.db;
+        let users: Vec<&str> = woken.iter().map(|(u, _)| u.as_str()).collect();
+        let epoch = self.0.caches.counts_epoch();
+        // Two independent statements, on two pooled connections at once.
+        let (marks, counts) = tokio::join!(db.fan_out_marks(&users, ids), db.counts_of(&users));
+        let (marks, counts) = (marks?, counts?);
+        let orgs: HashMap<&str, &ExternalId> = woken.iter().map(|(u, o)| (u.as_str(), o)).collect();
+        for (user, c) in counts {
+            if let Some(org) = orgs.get(user.as_str()) {
+                self.0.caches.keep_counts(&user, org, c, epoch);
+            }
+        }
+        if content.is_none()
+            && let Some(first) = marks.first()
+        {
+            // Deleted since: the subscriptions read for themselves.
+            *content = Some(db.notification(first.id).await?.ok_or_else(|| {
+                Error::not_found("a fan-out's item was deleted while it was read")
+            })?);
+        }
+        let mut items_of: HashMap<&str, Vec<NotificationRecord>> = HashMap::new();
+        if let Some(content) = content.as_ref() {
+            for mark in marks {
+                let Some((user, org)) = orgs.get_key_value(mark.user_id.as_str()) else {
+                    continue;
+                };
+                items_of.entry(user).or_default().push(NotificationRecord {
+                    id: mark.id,
+                    organization_id: (*org).clone(),
+                    user_id: mark.user_id,
+                    read: mark.read,
+                    // Not in the inbox index; live events do not show it.
+                    read_at: None,
+                    seen_at: mark.seen_at,
+                    status: tidings_domain::NotificationStatus::Inbox,
+                    ..content.clone()
+                });
             }
         }
         let registry = lock(&self.0.subscribers);
@@ -501,7 +515,7 @@ impl Hub {
             let Some(list) = registry.by_user.get(user) else {
                 continue;
             };
-            let items = items_of.remove(user).unwrap_or_default();
+            let items = items_of.remove(user.as_str()).unwrap_or_default();
             for subscriber in list {
                 if let Some(mailbox) = &subscriber.mailbox {
                     lock(mailbox).items.extend(items.iter().cloned());
@@ -509,6 +523,7 @@ impl Hub {
                 subscriber.wake.notify_one();
             }
         }
+        Ok(())
     }
 
     /// Opens a subscription for `user`; `items`: whether it wants new items or counts only.

@@ -58,7 +58,7 @@ pub(crate) async fn vapid_keys(db: &Db) -> Result<VapidKeys, Error> {
         _ => private,
     };
     let signer = VapidSignatureBuilder::from_base64_no_sub(&private)
-        .map_err(|e| Error::internal(std::io::Error::other(format!("VAPID key: {e}"))))?;
+        .map_err(|e| Error::internal_reason(format!("VAPID key: {e}")))?;
     Ok(VapidKeys {
         public: URL_SAFE_NO_PAD.encode(signer.get_public_key()),
         signer,
