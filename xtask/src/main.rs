@@ -12,6 +12,7 @@
 //! - `cargo xtask bench delivery` measures email throughput and notify-to-inbox latency against
 //!   a local SMTP server (see [`delivery`]).
 
+mod bare;
 mod delivery;
 mod e2e;
 mod fanout;
@@ -49,6 +50,9 @@ enum Command {
     /// A bounded mixed load (notify, inbox reads and marks, live streams, email to a local SMTP
     /// server), then an audit: nothing lost or duplicated, memory back to its baseline.
     Soak(soak::SoakArgs),
+    /// The bare event-stream server `bench realtime` measures as its floor (started by it).
+    #[command(hide = true)]
+    BareSse(bare::BareArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,8 +91,9 @@ const BENCHES: &[(&str, &str)] = &[
         "realtime",
         "open 10,000 notifications.onNew SSE streams (one user and session each) on one \
          instance, then send notify {allUsers: true} and time each stream's event (SQLite by \
-         default, --backend postgres too). Goal: < 16 KiB of server memory per idle \
-         subscriber, per-event latency p99 < 100 ms.",
+         default, --backend postgres too), beside the same measure against a bare server that \
+         only writes bytes (the floor). Goal: < 16 KiB of server memory per idle subscriber, \
+         per-event latency p99 < 100 ms.",
     ),
     (
         "delivery",
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
         } => realtime::run(args),
         Command::E2e(args) => e2e::run(args),
         Command::Soak(args) => soak::run(args),
+        Command::BareSse(args) => bare::run(args),
         Command::Bench {
             bench: Some(Bench::Delivery(args)),
         } => delivery::run(args),

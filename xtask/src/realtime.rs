@@ -16,9 +16,14 @@
 //!
 //! The goals: under 16 KiB per idle subscriber, and a p99 latency under 100 ms. The client
 //! shares the machine with the server (it runs on one thread, so it takes at most one core).
+//!
+//! First, unless `--no-floor`, the same client, streams and broadcast are measured against a
+//! bare server that only moves bytes ([`crate::bare`]): the floor this machine sets, reported
+//! beside each backend's figures so that they can be read as a ratio from one run.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,9 +35,9 @@ use tokio::sync::Semaphore;
 use crate::sse;
 
 use crate::util::{
-    Backend, BenchReport, Result, Server, ServerArgs, TempDir, Which, create_key, http_post_json,
-    megabytes, millis, quantile, read_tokens, rss_bytes, run_backends, run_demo, scratch_database,
-    start_server, tail, thousands,
+    Backend, BenchReport, Result, Server, ServerArgs, TempDir, Which, create_key, free_port,
+    http_post_json, megabytes, millis, quantile, read_tokens, rss_bytes, run_backends, run_demo,
+    scratch_database, start_server, tail, thousands,
 };
 
 /// Each idle subscriber may cost the server at most this much memory…
@@ -67,11 +72,15 @@ pub struct RealtimeArgs {
     /// Also fail (exit status 1) when a goal is missed, not only on errors.
     #[arg(long)]
     check: bool,
+    /// Skip measuring the bare server first (the floor).
+    #[arg(long)]
+    no_floor: bool,
 }
 
-/// What one backend measured.
+/// What one server measured: a backend of Tidings, or the bare floor.
 struct Report {
-    backend: Backend,
+    /// `None` for the bare server.
+    backend: Option<Backend>,
     subscribers: usize,
     source_addresses: u8,
     open_seconds: f64,
@@ -82,6 +91,16 @@ struct Report {
     /// Per-event latencies from sending notify, sorted.
     latencies: Vec<Duration>,
     server_errors: usize,
+    /// The bare server's figures from the same run.
+    floor: Option<Floor>,
+}
+
+/// What the bare server measured: the floor of the figures.
+#[derive(Clone, Copy)]
+struct Floor {
+    p50: Duration,
+    p99: Duration,
+    last: Duration,
 }
 
 impl Report {
@@ -100,6 +119,63 @@ impl Report {
     fn latency_met(&self) -> bool {
         self.received == self.subscribers && self.p(0.99) < GOAL_P99
     }
+
+    fn floor(&self) -> Floor {
+        Floor {
+            p50: self.p(0.5),
+            p99: self.p(0.99),
+            last: self.p(1.0),
+        }
+    }
+
+    /// The bare server's figures, with no goals.
+    fn print_floor(&self) {
+        println!();
+        println!(
+            "Floor: the same {} streams and broadcast against a bare server that only writes \
+             one prepared event to each (no database, no serialization)",
+            thousands(self.subscribers as f64)
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "memory per idle stream",
+            format!("{:.1} KiB", self.per_subscriber() / 1024.0)
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "broadcast answered after",
+            millis(self.notify_answered)
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "events received",
+            format!(
+                "{} of {}",
+                thousands(self.received as f64),
+                thousands(self.subscribers as f64)
+            )
+        );
+        println!("  {:<40} {:>22}", "first event after", millis(self.p(0.0)));
+        println!("  {:<40} {:>22}", "last event after", millis(self.p(1.0)));
+        println!(
+            "  {:<40} {:>22}",
+            "per-event latency p50",
+            millis(self.p(0.5))
+        );
+        println!(
+            "  {:<40} {:>22}",
+            "per-event latency p99",
+            millis(self.p(0.99))
+        );
+    }
+}
+
+/// `value` as a multiple of `floor`.
+fn times(value: Duration, floor: Duration) -> String {
+    format!(
+        "{:.1}x",
+        value.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+    )
 }
 
 impl BenchReport for Report {
@@ -113,7 +189,7 @@ impl BenchReport for Report {
         println!(
             "{}: {} notifications.onNew streams over SSE, one user and session each ({} source \
              address{}); all connected in {:.1} s",
-            self.backend.title(),
+            self.backend.map_or("Bare server", |b| b.title()),
             thousands(self.subscribers as f64),
             self.source_addresses,
             if self.source_addresses == 1 { "" } else { "es" },
@@ -164,6 +240,28 @@ impl BenchReport for Report {
             millis(GOAL_P99),
             verdict(self.latency_met()),
         );
+        if let Some(floor) = self.floor {
+            println!(
+                "  {:<40} {:>22}",
+                "bare server p50 / p99 / last (floor)",
+                format!(
+                    "{} / {} / {}",
+                    millis(floor.p50),
+                    millis(floor.p99),
+                    millis(floor.last)
+                )
+            );
+            println!(
+                "  {:<40} {:>22}",
+                "p50 / p99 / last over the floor",
+                format!(
+                    "{} / {} / {}",
+                    times(self.p(0.5), floor.p50),
+                    times(self.p(0.99), floor.p99),
+                    times(self.p(1.0), floor.last)
+                )
+            );
+        }
         if self.server_errors > 0 {
             println!(
                 "  note: the server logged {} error line(s) during the run",
@@ -187,9 +285,48 @@ pub fn run(args: RealtimeArgs) -> Result<bool> {
         ));
     }
     let binary = args.server.binary()?;
+    let floor = if args.no_floor {
+        None
+    } else {
+        eprintln!("\n== Floor: a bare server ==");
+        let report = bench_floor(&args)?;
+        report.print_floor();
+        Some(report.floor())
+    };
     run_backends(args.backend, args.check, "every goal", |backend| {
-        bench_backend(backend, &args, &binary)
+        let mut report = bench_backend(backend, &args, &binary)?;
+        if let Some(report) = &mut report {
+            report.floor = floor;
+        }
+        Ok(report)
     })
+}
+
+/// Measures the bare server ([`crate::bare`]) with the same client, streams and broadcast.
+fn bench_floor(args: &RealtimeArgs) -> Result<Report> {
+    let dir = TempDir::new("tidings-realtime-floor")?;
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let log = dir.join("bare.log");
+    let log_file =
+        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let child = Command::new(&me)
+        .args(["bare-sse", "--listen", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(
+            log_file
+                .try_clone()
+                .map_err(|e| format!("cannot share the log file: {e}"))?,
+        )
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", me.display()))?;
+    let mut server = Server { child, addr, log };
+    server.wait_ready(Duration::from_secs(30))?;
+    let tokens = (0..args.subscribers).map(|i| format!("floor{i}")).collect();
+    let report = measure(&server, "", tokens, args, None);
+    server.stop();
+    report
 }
 
 /// What the streams share with the task driving them.
@@ -306,18 +443,9 @@ fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result
         env.push(("TIDINGS_MAX_SUBSCRIPTIONS", subscribers.to_string()));
     }
     let mut server = start_server(binary, database_url, &dir, &env)?;
-    let pid = server.child.id();
 
     // The client: one thread, so it takes at most one of the machine's cores.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the load client: {e}"))?;
-    let measured = runtime.block_on(drive(&server, pid, &key, tokens, args, backend));
-    // Ends every stream (the tasks are dropped, their connections closed).
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    let mut report = measured?;
+    let mut report = measure(&server, &key, tokens, args, Some(backend))?;
     server.stop();
     report.server_errors = server.error_lines();
     if report.server_errors > 0 {
@@ -326,15 +454,36 @@ fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result
     Ok(Some(report))
 }
 
-/// Opens the streams, measures memory, sends the notification and collects the arrivals.
-async fn drive(
+/// Runs [`drive`] on a load client of one thread, so it takes at most one of the machine's
+/// cores.
+fn measure(
     server: &Server,
-    pid: u32,
     key: &str,
     tokens: Vec<String>,
     args: &RealtimeArgs,
-    backend: Backend,
+    backend: Option<Backend>,
 ) -> Result<Report> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the load client: {e}"))?;
+    let measured = runtime.block_on(drive(server, key, tokens, args, backend));
+    // Ends every stream (the tasks are dropped, their connections closed).
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    measured
+}
+
+/// Opens the streams, measures memory, sends the notification (or, to the bare server, its
+/// broadcast) and collects the arrivals.
+async fn drive(
+    server: &Server,
+    key: &str,
+    tokens: Vec<String>,
+    args: &RealtimeArgs,
+    backend: Option<Backend>,
+) -> Result<Report> {
+    let pid = server.child.id();
     let subscribers = tokens.len();
     let addr = server.addr;
     let spawn_all = |shared: &Arc<Shared>, tokens: Vec<String>| {
@@ -431,15 +580,13 @@ async fn drive(
     }})
     .to_string();
     let key = key.to_owned();
+    let path = match backend {
+        Some(_) => "/api/trpc/notifications.notify",
+        None => "/go",
+    };
     let sent = Instant::now();
     let reply = tokio::task::spawn_blocking(move || {
-        let reply = http_post_json(
-            addr,
-            "/api/trpc/notifications.notify",
-            Some(&key),
-            &body,
-            DELIVERY_TIMEOUT,
-        );
+        let reply = http_post_json(addr, path, Some(&key), &body, DELIVERY_TIMEOUT);
         (reply, sent.elapsed())
     });
     let (reply, notify_answered) = reply.await.map_err(|e| format!("notify: {e}"))?;
@@ -480,6 +627,7 @@ async fn drive(
         received: latencies.len(),
         latencies,
         server_errors: 0,
+        floor: None,
     })
 }
 
