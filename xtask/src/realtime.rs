@@ -4,10 +4,10 @@
 //! It loads users with one session each (`tidings demo --per-user 0 --sessions-out`) into a
 //! database of its own, starts the release binary, and opens one
 //! `GET /api/trpc/notifications.onNew` server-sent-event stream per user with the user's
-//! `tidings_session` cookie, from a load client in this process (tokio and hyper, one HTTP/1.1
-//! connection per stream, a few opening at a time). Once every stream has received
-//! `event: connected`, the server's resident memory is read again: the growth over the value
-//! before opening any, divided by the streams, is the memory per idle subscriber.
+//! `tidings_session` cookie, from a load client in this process (tokio, one HTTP/1.1
+//! connection per stream read off the socket, a few opening at a time). Once every stream has
+//! received `event: connected`, the server's resident memory is read again: the growth over the
+//! value before opening any, divided by the streams, is the memory per idle subscriber.
 //!
 //! Then one `notifications.notify {allUsers: true}` (a service key, over HTTP) reaches every
 //! user, and each stream timestamps the arrival of its data event. The latency of an event is
