@@ -53,6 +53,10 @@ async fn serve(listen: SocketAddr) -> Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    accept(listener).await
+}
+
+async fn accept(listener: TcpListener) -> Result<()> {
     let shared = Arc::new(Shared {
         go: watch::channel(false).0,
         streams: AtomicUsize::new(0),
@@ -178,6 +182,8 @@ async fn answer(stream: &mut TcpStream, body: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -191,5 +197,47 @@ mod tests {
         assert_eq!(crate::sse::event_kind(frame.trim()), "message");
         let data: serde_json::Value = serde_json::from_str(crate::sse::event_data(&frame)).unwrap();
         assert_eq!(data["json"]["counts"]["total"], 1);
+    }
+
+    #[tokio::test]
+    async fn an_open_stream_hears_the_broadcast() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(accept(listener));
+        let (connected, is_connected) = tokio::sync::oneshot::channel();
+        let mut connected = Some(connected);
+        let stream = tokio::spawn(async move {
+            let mut kinds = Vec::new();
+            crate::sse::read("stream", addr, None, "/events", "", |kind, _, _| {
+                kinds.push(kind.to_owned());
+                if kind == "connected"
+                    && let Some(tx) = connected.take()
+                {
+                    let _ = tx.send(());
+                }
+                Ok(match kind {
+                    "message" => crate::sse::Next::Stop,
+                    _ => crate::sse::Next::Continue,
+                })
+            })
+            .await
+            .map(|()| kinds)
+        });
+        is_connected.await.unwrap();
+        let reply = tokio::task::spawn_blocking(move || {
+            crate::util::http_post_json(addr, "/go", None, "{}", Duration::from_secs(10))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(reply.status, 200);
+        let reply: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(reply["result"]["data"]["json"]["usersNotified"]["count"], 1);
+        let kinds = tokio::time::timeout(Duration::from_secs(10), stream)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(kinds, ["connected", "message"]);
     }
 }
