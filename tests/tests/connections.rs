@@ -11,6 +11,9 @@ use tokio::net::TcpStream;
 
 const ON_NEW: &str = "/api/trpc/notifications.onNew";
 const WAIT: Duration = Duration::from_secs(10);
+/// A plain request that ends the connection after its answer (`{"status":"ok"}`).
+const HEALTHZ_THEN_CLOSE: &str =
+    "GET /healthz HTTP/1.1\r\nhost: tidings\r\nconnection: close\r\n\r\n";
 
 async fn connect(base: &str) -> TcpStream {
     TcpStream::connect(base.trim_start_matches("http://"))
@@ -108,7 +111,7 @@ async fn a_stream_and_the_requests_after_it_share_one_connection() {
             from = end;
         }
         stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nhost: tidings\r\nconnection: close\r\n\r\n")
+            .write_all(HEALTHZ_THEN_CLOSE.as_bytes())
             .await
             .unwrap();
         let rest =
@@ -145,10 +148,7 @@ async fn pipelined_requests_are_answered_in_order() {
     each_backend(|app| async move {
         let mut stream = connect(&app.base).await;
         // A stream and, in the same write, the next request: it waits for the stream to end.
-        let both = format!(
-            "{}GET /healthz HTTP/1.1\r\nhost: tidings\r\nconnection: close\r\n\r\n",
-            get(ON_NEW, None, "")
-        );
+        let both = format!("{}{HEALTHZ_THEN_CLOSE}", get(ON_NEW, None, ""));
         stream.write_all(both.as_bytes()).await.unwrap();
         let text =
             read_until_closed(&mut stream, "both answered, then the connection closes").await;

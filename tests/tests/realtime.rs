@@ -700,6 +700,33 @@ async fn another_users_notifications_never_reach_the_stream() {
     .await;
 }
 
+#[tokio::test]
+async fn a_fan_out_reaches_every_tab_of_a_user() {
+    each_backend(|app| async move {
+        let ann = app.user("ann").await;
+        let mut first_tab = on_new(&ann).await;
+        let mut badge = open_as(&ann, &path("notifications.onCounts"), &[]).await;
+        badge.connected().await;
+        assert_eq!(badge.event().await.raw, counts_frame(0, 0, 0));
+        let mut second_tab = on_new(&ann).await;
+        app.service()
+            .mutate(
+                "notifications.notify",
+                json!({"key": "ticketAssigned", "recipients": {"allUsers": true},
+                       "data": {"ticketNumber": "7", "ticketTitle": "Tabs"}}),
+            )
+            .await;
+        let first = first_tab.data().await;
+        let second = second_tab.data().await;
+        assert_eq!(first.id, second.id);
+        assert_new(&first, &ann, first.id.as_deref().unwrap(), 1, 1, 1).await;
+        assert_new(&second, &ann, second.id.as_deref().unwrap(), 1, 1, 1).await;
+        assert_eq!(badge.event().await.raw, counts_frame(1, 1, 1));
+        app.stop().await;
+    })
+    .await;
+}
+
 /// Opens onCounts for `user` and returns it when it is live (its first counts came), or the
 /// refusal's error `json`.
 async fn try_counts(user: &Client) -> Result<Sse, Value> {

@@ -113,7 +113,7 @@ async fn connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<(
                 return Ok(());
             }
             head.extend_from_slice(&buf[..n]);
-            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(end) = crate::sse::find(&head, b"\r\n\r\n") {
                 break end;
             }
             if head.len() > MAX_HEAD {

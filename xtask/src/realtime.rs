@@ -23,7 +23,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -141,14 +141,21 @@ impl Report {
             "memory per idle stream",
             format!("{:.1} KiB", self.per_subscriber() / 1024.0)
         );
+        self.print_arrivals("broadcast answered after");
         println!(
             "  {:<40} {:>22}",
-            "broadcast answered after",
-            millis(self.notify_answered)
+            "per-event latency p99",
+            millis(self.p(0.99))
         );
+    }
+
+    /// The rows both tables share: when the broadcast (`answered`) and the events arrived,
+    /// up to the p50.
+    fn print_arrivals(&self, answered: &str) {
+        println!("  {:<40} {:>22}", answered, millis(self.notify_answered));
         println!(
             "  {:<40} {:>22}",
-            "events received",
+            "data events received",
             format!(
                 "{} of {}",
                 thousands(self.received as f64),
@@ -161,11 +168,6 @@ impl Report {
             "  {:<40} {:>22}",
             "per-event latency p50",
             millis(self.p(0.5))
-        );
-        println!(
-            "  {:<40} {:>22}",
-            "per-event latency p99",
-            millis(self.p(0.99))
         );
     }
 }
@@ -212,27 +214,7 @@ impl BenchReport for Report {
             self.per_subscriber() / 1024.0,
             verdict(self.memory_met()),
         );
-        println!(
-            "  {:<40} {:>22}",
-            "notify {allUsers: true} answered after",
-            millis(self.notify_answered)
-        );
-        println!(
-            "  {:<40} {:>22}",
-            "data events received",
-            format!(
-                "{} of {}",
-                thousands(self.received as f64),
-                thousands(self.subscribers as f64)
-            )
-        );
-        println!("  {:<40} {:>22}", "first event after", millis(self.p(0.0)));
-        println!("  {:<40} {:>22}", "last event after", millis(self.p(1.0)));
-        println!(
-            "  {:<40} {:>22}",
-            "per-event latency p50",
-            millis(self.p(0.5))
-        );
+        self.print_arrivals("notify {allUsers: true} answered after");
         println!(
             "  {:<40} {:>22}   < {}: {}",
             "per-event latency p99",
@@ -307,24 +289,17 @@ fn bench_floor(args: &RealtimeArgs) -> Result<Report> {
     let dir = TempDir::new("tidings-realtime-floor")?;
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let log = dir.join("bare.log");
-    let log_file =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let child = Command::new(&me)
-        .args(["bare-sse", "--listen", &addr.to_string()])
-        .stdin(Stdio::null())
-        .stdout(
-            log_file
-                .try_clone()
-                .map_err(|e| format!("cannot share the log file: {e}"))?,
-        )
-        .stderr(log_file)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", me.display()))?;
-    let mut server = Server { child, addr, log };
-    server.wait_ready(Duration::from_secs(30))?;
+    let mut command = Command::new(me);
+    command.args(["bare-sse", "--listen", &addr.to_string()]);
+    let mut server = Server::launch(
+        command,
+        addr,
+        &dir.join("bare.log"),
+        Duration::from_secs(30),
+    )?;
+    // The bare server takes any cookie.
     let tokens = (0..args.subscribers).map(|i| format!("floor{i}")).collect();
-    let report = measure(&server, "", tokens, args, None);
+    let report = measure(&server, None, tokens, args, None);
     server.stop();
     report
 }
@@ -445,7 +420,7 @@ fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result
     let mut server = start_server(binary, database_url, &dir, &env)?;
 
     // The client: one thread, so it takes at most one of the machine's cores.
-    let mut report = measure(&server, &key, tokens, args, Some(backend))?;
+    let mut report = measure(&server, Some(&key), tokens, args, Some(backend))?;
     server.stop();
     report.server_errors = server.error_lines();
     if report.server_errors > 0 {
@@ -458,7 +433,7 @@ fn bench_backend(backend: Backend, args: &RealtimeArgs, binary: &Path) -> Result
 /// cores.
 fn measure(
     server: &Server,
-    key: &str,
+    key: Option<&str>,
     tokens: Vec<String>,
     args: &RealtimeArgs,
     backend: Option<Backend>,
@@ -478,7 +453,7 @@ fn measure(
 /// broadcast) and collects the arrivals.
 async fn drive(
     server: &Server,
-    key: &str,
+    key: Option<&str>,
     tokens: Vec<String>,
     args: &RealtimeArgs,
     backend: Option<Backend>,
@@ -579,14 +554,14 @@ async fn drive(
         "data": {"title": "Release 2.0", "message": "Tidings 2.0 is out: see what is new."},
     }})
     .to_string();
-    let key = key.to_owned();
+    let key = key.map(str::to_owned);
     let path = match backend {
         Some(_) => "/api/trpc/notifications.notify",
         None => "/go",
     };
     let sent = Instant::now();
     let reply = tokio::task::spawn_blocking(move || {
-        let reply = http_post_json(addr, path, Some(&key), &body, DELIVERY_TIMEOUT);
+        let reply = http_post_json(addr, path, key.as_deref(), &body, DELIVERY_TIMEOUT);
         (reply, sent.elapsed())
     });
     let (reply, notify_answered) = reply.await.map_err(|e| format!("notify: {e}"))?;

@@ -133,7 +133,7 @@ pub async fn read(
 }
 
 /// Where `needle` first starts in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -194,6 +194,61 @@ mod tests {
         assert!(dechunk(&mut raw, &mut out).unwrap());
         assert_eq!(out, b"hello worldabcd");
         assert!(raw.is_empty());
+    }
+
+    /// Reads a stream from a server that answers `response` whatever it is asked, then closes;
+    /// what came: each event's kind and data, and how the read ended.
+    async fn read_canned(response: &'static str) -> (Vec<(String, String)>, Result<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            stream.write_all(response.as_bytes()).await.unwrap();
+        });
+        let mut events = Vec::new();
+        let ended = read("stream", addr, None, "/events", "a=b", |kind, frame, _| {
+            events.push((kind.to_owned(), event_data(frame).to_owned()));
+            Ok(Next::Continue)
+        })
+        .await;
+        (events, ended)
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_an_error_naming_its_status() {
+        let (events, ended) =
+            read_canned("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n").await;
+        assert!(events.is_empty());
+        assert_eq!(ended.unwrap_err(), "stream: status 401");
+    }
+
+    #[tokio::test]
+    async fn events_of_a_plain_body_are_read_until_it_ends() {
+        let (events, ended) = read_canned(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
+             event: connected\ndata: {}\n\n\ndata: {\"n\":1}\nid: 1\n\n\n",
+        )
+        .await;
+        assert_eq!(
+            events,
+            [
+                ("connected".to_owned(), "{}".to_owned()),
+                ("message".to_owned(), "{\"n\":1}".to_owned()),
+            ]
+        );
+        assert_eq!(ended.unwrap_err(), "stream: the server ended the stream");
+    }
+
+    #[tokio::test]
+    async fn a_response_without_a_head_is_an_error() {
+        let (events, ended) = read_canned("HTTP/1.1 200 OK\r\n").await;
+        assert!(events.is_empty());
+        assert_eq!(
+            ended.unwrap_err(),
+            "stream: the connection ended before a response"
+        );
     }
 
     #[test]

@@ -264,10 +264,8 @@ pub fn start_server(
     env: &[(&str, String)],
 ) -> Result<Server> {
     let port = free_port()?;
-    let log = dir.join("server.log");
-    let log_file =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .arg("serve")
         .env("TIDINGS_DATABASE_URL", database_url)
         .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
@@ -279,23 +277,13 @@ pub fn start_server(
         .env("TIDINGS_RATE_LIMIT_PER_SERVICE_KEY", "0")
         .env("TIDINGS_MAX_CONCURRENT_REQUESTS", "0")
         .env("TIDINGS_REQUEST_TIMEOUT_SECONDS", "0")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(
-            log_file
-                .try_clone()
-                .map_err(|e| format!("cannot share the log file: {e}"))?,
-        )
-        .stderr(log_file)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let mut server = Server {
-        child,
-        addr: ([127, 0, 0, 1], port).into(),
-        log,
-    };
-    server.wait_ready(Duration::from_secs(60))?;
-    Ok(server)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Server::launch(
+        command,
+        ([127, 0, 0, 1], port).into(),
+        &dir.join("server.log"),
+        Duration::from_secs(60),
+    )
 }
 
 /// Whether `program` can be started (it is on `PATH`).
@@ -378,6 +366,34 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts `command`, a server that will listen on `addr`, with its output in `log`, and
+    /// waits (up to `timeout`) until it answers.
+    pub fn launch(
+        mut command: Command,
+        addr: SocketAddr,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<Server> {
+        let log_file = std::fs::File::create(log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let stdout = log_file
+            .try_clone()
+            .map_err(|e| format!("cannot share the log file: {e}"))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+        let mut server = Server {
+            child,
+            addr,
+            log: log.to_owned(),
+        };
+        server.wait_ready(timeout)?;
+        Ok(server)
+    }
+
     /// Waits until `GET /healthz` answers 200, or fails with the end of the server's log.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;

@@ -515,10 +515,16 @@ impl Hub {
             let Some(list) = registry.by_user.get(user) else {
                 continue;
             };
-            let items = items_of.remove(user.as_str()).unwrap_or_default();
-            for subscriber in list {
+            let mut items = items_of.remove(user.as_str()).unwrap_or_default();
+            for (n, subscriber) in list.iter().enumerate() {
                 if let Some(mailbox) = &subscriber.mailbox {
-                    lock(mailbox).items.extend(items.iter().cloned());
+                    let mailbox = &mut lock(mailbox).items;
+                    // The user's last subscription takes the items, the others a copy.
+                    if n + 1 == list.len() {
+                        mailbox.append(&mut items);
+                    } else {
+                        mailbox.extend(items.iter().cloned());
+                    }
                 }
                 subscriber.wake.notify_one();
             }
