@@ -683,13 +683,7 @@ async fn another_users_notifications_never_reach_the_stream() {
         assert_eq!(bob_counts.event().await.raw, counts_frame(1, 1, 1));
         // An organization-wide fan-out reaches both, each with their own item.
         let mut ann_new = on_new(&ann).await;
-        app.service()
-            .mutate(
-                "notifications.notify",
-                json!({"key": "ticketAssigned", "recipients": {"allUsers": true},
-                       "data": {"ticketNumber": "9", "ticketTitle": "All"}}),
-            )
-            .await;
+        notify_everyone(&app, "All").await;
         let for_bob = bob_new.data().await;
         let for_ann = ann_new.data().await;
         assert_ne!(for_bob.id, for_ann.id);
@@ -709,13 +703,7 @@ async fn a_fan_out_reaches_every_tab_of_a_user() {
         badge.connected().await;
         assert_eq!(badge.event().await.raw, counts_frame(0, 0, 0));
         let mut second_tab = on_new(&ann).await;
-        app.service()
-            .mutate(
-                "notifications.notify",
-                json!({"key": "ticketAssigned", "recipients": {"allUsers": true},
-                       "data": {"ticketNumber": "7", "ticketTitle": "Tabs"}}),
-            )
-            .await;
+        notify_everyone(&app, "Tabs").await;
         let first = first_tab.data().await;
         let second = second_tab.data().await;
         assert_eq!(first.id, second.id);
@@ -725,6 +713,17 @@ async fn a_fan_out_reaches_every_tab_of_a_user() {
         app.stop().await;
     })
     .await;
+}
+
+/// A fan-out to every user of the instance, through a service key.
+async fn notify_everyone(app: &TestApp, title: &str) {
+    app.service()
+        .mutate(
+            "notifications.notify",
+            json!({"key": "ticketAssigned", "recipients": {"allUsers": true},
+                   "data": {"ticketNumber": "9", "ticketTitle": title}}),
+        )
+        .await;
 }
 
 /// Opens onCounts for `user` and returns it when it is live (its first counts came), or the
